@@ -1,0 +1,183 @@
+#!/usr/bin/env python3
+"""Emulated platform controllers for the local test cluster (EMULATION: not the real controllers).
+
+Only the visible effect the collection depends on is reproduced, against the real API server:
+
+* pv-provisioner (every profile): a dynamic provisioner for the profile's StorageClasses. For each
+  Pending PVC of a known provisioner it creates a PV pre-bound to the claim (CSI source named after
+  the provisioner; NFS parameters copied into volumeAttributes), so kube-controller-manager's real
+  PV binder binds it; Released PVs it created are deleted (reclaimPolicy Delete).
+* namespace-uid (openshift): what OpenShift's cluster-policy-controller does for every namespace:
+  allocate a unique 10000-wide UID block and write the `openshift.io/sa.scc.uid-range`,
+  `openshift.io/sa.scc.supplemental-groups` and `openshift.io/sa.scc.mcs` annotations.
+
+Run by tests/sim/cluster.py; logs to the cluster state directory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+import time
+
+from kubernetes import client, config, watch
+from kubernetes.client.rest import ApiException
+
+LOG = logging.getLogger("emulators")
+STOP = threading.Event()
+
+PROVISIONERS = {
+    "rancher.io/local-path",
+    "nfs.csi.k8s.io",
+    "csi.nutanix.com",
+    "csi.hpe.com",
+    "openshift-storage.cephfs.csi.ceph.com",
+    "openshift-storage.rbd.csi.ceph.com",
+}
+UID_BASE = 1_000_000_000
+UID_BLOCK = 10_000
+UID_ANN = "openshift.io/sa.scc.uid-range"
+
+
+def forever(name: str, fn, *args) -> None:
+    """Run a watch loop until stopped, restarting it after errors (API server restarts, 410 Gone)."""
+    while not STOP.is_set():
+        try:
+            fn(*args)
+        except Exception as exc:  # noqa: BLE001 - keep the emulator alive, log the reason
+            LOG.warning("%s: %s; restarting in 1s", name, exc)
+            STOP.wait(1)
+
+
+# ---------------------------------------------------------------- pv-provisioner
+def provision(core: client.CoreV1Api, storage: client.StorageV1Api, pvc) -> None:
+    sc_name = pvc.spec.storage_class_name
+    if not sc_name or pvc.status.phase != "Pending" or pvc.spec.volume_name:
+        return
+    try:
+        sc = storage.read_storage_class(sc_name)
+    except ApiException as exc:
+        if exc.status == 404:
+            return
+        raise
+    if sc.provisioner not in PROVISIONERS:
+        return
+    pv_name = f"pvc-{pvc.metadata.uid}"
+    attrs = {k: str(v) for k, v in (sc.parameters or {}).items() if "secret" not in k.lower()}
+    pv = client.V1PersistentVolume(
+        metadata=client.V1ObjectMeta(name=pv_name, annotations={
+            "pv.kubernetes.io/provisioned-by": sc.provisioner,
+            "dfw.sim/emulated": "pv-provisioner",
+        }),
+        spec=client.V1PersistentVolumeSpec(
+            capacity={"storage": pvc.spec.resources.requests.get("storage", "1Gi")},
+            access_modes=pvc.spec.access_modes,
+            persistent_volume_reclaim_policy=sc.reclaim_policy or "Delete",
+            storage_class_name=sc_name,
+            volume_mode=pvc.spec.volume_mode,
+            claim_ref=client.V1ObjectReference(kind="PersistentVolumeClaim", namespace=pvc.metadata.namespace,
+                                               name=pvc.metadata.name, uid=pvc.metadata.uid),
+            csi=client.V1CSIPersistentVolumeSource(driver=sc.provisioner, volume_handle=pv_name,
+                                                   volume_attributes=attrs),
+        ),
+    )
+    try:
+        core.create_persistent_volume(pv)
+        LOG.info("provisioned %s for %s/%s (%s)", pv_name, pvc.metadata.namespace, pvc.metadata.name, sc_name)
+    except ApiException as exc:
+        if exc.status != 409:
+            raise
+
+
+def pv_provisioner(api: client.ApiClient) -> None:
+    core, storage = client.CoreV1Api(api), client.StorageV1Api(api)
+    claims = core.list_persistent_volume_claim_for_all_namespaces()
+    for pvc in claims.items:
+        provision(core, storage, pvc)
+    for event in watch.Watch().stream(core.list_persistent_volume_claim_for_all_namespaces,
+                                      resource_version=claims.metadata.resource_version, timeout_seconds=60):
+        if STOP.is_set():
+            return
+        if event["type"] in ("ADDED", "MODIFIED"):
+            provision(core, storage, event["object"])
+    # each minute: reclaim Released volumes this emulator made
+    for pv in core.list_persistent_volume().items:
+        ann = pv.metadata.annotations or {}
+        if (ann.get("dfw.sim/emulated") == "pv-provisioner" and pv.status.phase == "Released"
+                and pv.spec.persistent_volume_reclaim_policy == "Delete"):
+            core.delete_persistent_volume(pv.metadata.name)
+            LOG.info("deleted released %s", pv.metadata.name)
+
+
+# ---------------------------------------------------------------- namespace-uid (OpenShift)
+def used_blocks(core: client.CoreV1Api) -> set[int]:
+    blocks = set()
+    for ns in core.list_namespace().items:
+        value = (ns.metadata.annotations or {}).get(UID_ANN, "")
+        if "/" in value:
+            blocks.add(int(value.split("/")[0]))
+    return blocks
+
+
+def annotate_namespace(core: client.CoreV1Api, ns, blocks: set[int]) -> None:
+    if UID_ANN in (ns.metadata.annotations or {}) or ns.status.phase == "Terminating":
+        return
+    start = UID_BASE
+    while start in blocks:
+        start += UID_BLOCK
+    blocks.add(start)
+    index = (start - UID_BASE) // UID_BLOCK
+    mcs = f"s0:c{index // 25 + 1},c{index % 25 + 1}"
+    patch = {"metadata": {"annotations": {
+        UID_ANN: f"{start}/{UID_BLOCK}",
+        "openshift.io/sa.scc.supplemental-groups": f"{start}/{UID_BLOCK}",
+        "openshift.io/sa.scc.mcs": mcs,
+    }}}
+    core.patch_namespace(ns.metadata.name, patch)
+    LOG.info("namespace %s: uid-range %s/%s", ns.metadata.name, start, UID_BLOCK)
+
+
+def namespace_uid(api: client.ApiClient) -> None:
+    core = client.CoreV1Api(api)
+    namespaces = core.list_namespace()
+    blocks = used_blocks(core)
+    for ns in namespaces.items:
+        annotate_namespace(core, ns, blocks)
+    for event in watch.Watch().stream(core.list_namespace, resource_version=namespaces.metadata.resource_version,
+                                      timeout_seconds=60):
+        if STOP.is_set():
+            return
+        if event["type"] == "ADDED":
+            annotate_namespace(core, event["object"], blocks)
+
+
+LOOPS = {
+    "vanilla": [pv_provisioner],
+    "openshift": [pv_provisioner, namespace_uid],
+    "pcai": [pv_provisioner],
+    "nutanix": [pv_provisioner],
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--profile", required=True, choices=sorted(LOOPS))
+    parser.add_argument("--kubeconfig", required=True)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stdout)
+    signal.signal(signal.SIGTERM, lambda *_: STOP.set())
+    api = config.new_client_from_config(config_file=args.kubeconfig)
+    threads = [threading.Thread(target=forever, args=(fn.__name__, fn, api), daemon=True) for fn in LOOPS[args.profile]]
+    for t in threads:
+        t.start()
+    LOG.info("EMULATED platform controllers for profile %s: %s", args.profile,
+             ", ".join(fn.__name__ for fn in LOOPS[args.profile]))
+    while not STOP.is_set():
+        time.sleep(0.5)
+
+
+if __name__ == "__main__":
+    main()
