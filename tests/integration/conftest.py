@@ -1,0 +1,91 @@
+"""Fixtures for tests that need a Kubernetes API server.
+
+By default each profile's local test cluster (tests/sim/cluster.py) is started on first use and
+stopped at the end of the session if this session started it. With TEST_KUBECONFIG=<path> the
+tests run against that cluster instead (kind, OpenShift, ...); TEST_PROFILE names its platform
+(default vanilla), and tests written for another platform's API surface are skipped with that
+reason.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+from kubernetes import client, config
+
+ROOT = Path(__file__).resolve().parents[2]
+LAUNCHER = ROOT / "tests" / "sim" / "cluster.py"
+_started: list[str] = []
+
+
+def _launcher(*args: str) -> str:
+    proc = subprocess.run([sys.executable, str(LAUNCHER), *args], capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"cluster.py {' '.join(args)} failed:\n{proc.stdout}{proc.stderr}")
+    return proc.stdout.strip()
+
+
+def kubeconfig_for(profile: str) -> str:
+    external = os.environ.get("TEST_KUBECONFIG")
+    if external:
+        if profile != os.environ.get("TEST_PROFILE", "vanilla"):
+            pytest.skip(f"TEST_KUBECONFIG points at a {os.environ.get('TEST_PROFILE', 'vanilla')} cluster; "
+                        f"this test needs the {profile} API surface")
+        return external
+    status = _launcher("status")
+    already = any(line.startswith(f"dfw-{profile}\tanswering") for line in status.splitlines())
+    path = _launcher("up", "--profile", profile).splitlines()[-1]
+    if not already and profile not in _started:
+        _started.append(profile)
+    return path
+
+
+def api_client(profile: str) -> client.ApiClient:
+    return config.new_client_from_config(config_file=kubeconfig_for(profile))
+
+
+@pytest.fixture(scope="session")
+def vanilla_kubeconfig() -> str:
+    return kubeconfig_for("vanilla")
+
+
+@pytest.fixture(scope="session")
+def vanilla(vanilla_kubeconfig) -> client.ApiClient:
+    return config.new_client_from_config(config_file=vanilla_kubeconfig)
+
+
+@pytest.fixture(scope="session")
+def tool_env() -> dict:
+    """The environment with the cluster's kubectl and helm (+ helm-diff) first on PATH."""
+    env = dict(os.environ)
+    for line in _launcher("env").splitlines():
+        key, _, value = line.removeprefix("export ").partition("=")
+        env[key] = value.replace("$PATH", os.environ["PATH"])
+    return env
+
+
+@pytest.fixture(scope="session")
+def openshift() -> client.ApiClient:
+    return api_client("openshift")
+
+
+@pytest.fixture
+def namespace(vanilla):
+    """A fresh namespace on the vanilla cluster, deleted afterwards."""
+    name = f"t-{uuid.uuid4().hex[:8]}"
+    core = client.CoreV1Api(vanilla)
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    yield name
+    core.delete_namespace(name)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if os.environ.get("DFW_KEEP_CLUSTERS"):
+        return
+    for profile in _started:
+        _launcher("down", "--profile", profile)

@@ -1,0 +1,250 @@
+"""The local test cluster behaves like a real one where the collection depends on it."""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+
+import pytest
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+
+pytestmark = pytest.mark.cluster
+
+
+def wait_for(predicate, timeout: float = 60, interval: float = 0.5, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last value: {last!r}")
+
+
+def served(api: client.ApiClient, group_version: str) -> bool:
+    group, _, version = group_version.rpartition("/")
+    for g in client.ApisApi(api).get_api_versions().groups:
+        if g.name == group:
+            return any(v.version == version for v in g.versions)
+    return False
+
+
+# ------------------------------------------------------------------ vanilla profile
+def test_gpu_nodes_advertise_gpus(vanilla):
+    nodes = client.CoreV1Api(vanilla).list_node().items
+    gpu = [n for n in nodes if n.metadata.labels.get("feature.node.kubernetes.io/pci-10de.present") == "true"]
+    assert len(gpu) == 2, [n.metadata.name for n in nodes]
+    for node in gpu:
+        assert node.status.allocatable["nvidia.com/gpu"] == "8"
+        assert node.metadata.labels["nvidia.com/gpu.product"].startswith("NVIDIA-")
+        assert any(c.type == "Ready" and c.status == "True" for c in node.status.conditions)
+    cpu = [n for n in nodes if n not in gpu]
+    assert cpu and all("nvidia.com/gpu" not in (n.status.allocatable or {}) for n in cpu)
+
+
+def test_gpu_request_is_scheduled_on_a_gpu_node(vanilla, namespace):
+    core = client.CoreV1Api(vanilla)
+    pod = client.V1Pod(
+        metadata=client.V1ObjectMeta(name="wants-gpu"),
+        spec=client.V1PodSpec(containers=[client.V1Container(
+            name="c", image="nvcr.io/nvidia/cuda:12.4.1-base-ubuntu22.04",
+            resources=client.V1ResourceRequirements(limits={"nvidia.com/gpu": "4"}))]))
+    core.create_namespaced_pod(namespace, pod)
+    node = wait_for(lambda: core.read_namespaced_pod("wants-gpu", namespace).spec.node_name, what="scheduling")
+    assert node.startswith("gpu-node-")
+    # 8 GPUs per node: a request for 9 can never be scheduled, and the scheduler says why.
+    pod.metadata.name = "wants-too-many"
+    pod.spec.containers[0].resources.limits = {"nvidia.com/gpu": "9"}
+    core.create_namespaced_pod(namespace, pod)
+
+    def unschedulable():
+        conds = core.read_namespaced_pod("wants-too-many", namespace).status.conditions or []
+        return [c for c in conds if c.type == "PodScheduled" and c.reason == "Unschedulable"]
+
+    cond = wait_for(unschedulable, what="the scheduler to refuse 9 GPUs")[0]
+    assert "nvidia.com/gpu" in cond.message
+
+
+def test_deployment_reaches_ready(vanilla, namespace):
+    apps = client.AppsV1Api(vanilla)
+    labels = {"app": "web"}
+    apps.create_namespaced_deployment(namespace, client.V1Deployment(
+        metadata=client.V1ObjectMeta(name="web"),
+        spec=client.V1DeploymentSpec(
+            replicas=2, selector=client.V1LabelSelector(match_labels=labels),
+            template=client.V1PodTemplateSpec(
+                metadata=client.V1ObjectMeta(labels=labels),
+                spec=client.V1PodSpec(containers=[client.V1Container(name="web", image="nginx:1.27")])))))
+    dep = wait_for(lambda: (d := apps.read_namespaced_deployment("web", namespace)).status.ready_replicas == 2 and d,
+                   what="2/2 ready replicas")
+    assert dep.status.available_replicas == 2
+
+
+def test_job_completes(vanilla, namespace):
+    batch = client.BatchV1Api(vanilla)
+    batch.create_namespaced_job(namespace, client.V1Job(
+        metadata=client.V1ObjectMeta(name="once"),
+        spec=client.V1JobSpec(backoff_limit=0, template=client.V1PodTemplateSpec(spec=client.V1PodSpec(
+            restart_policy="Never", containers=[client.V1Container(name="c", image="busybox", command=["true"])])))))
+
+    def complete():
+        conds = batch.read_namespaced_job("once", namespace).status.conditions or []
+        return any(c.type == "Complete" and c.status == "True" for c in conds)
+
+    wait_for(complete, what="Job Complete")
+    assert batch.read_namespaced_job("once", namespace).status.succeeded == 1
+
+
+def test_mutating_admission_policy_mutates_new_objects(vanilla, namespace):
+    assert served(vanilla, "admissionregistration.k8s.io/v1beta1")
+    custom = client.CustomObjectsApi(vanilla)
+    name = f"t-map-{uuid.uuid4().hex[:6]}"
+    policy = {
+        "apiVersion": "admissionregistration.k8s.io/v1beta1", "kind": "MutatingAdmissionPolicy",
+        "metadata": {"name": name},
+        "spec": {
+            "failurePolicy": "Fail", "reinvocationPolicy": "Never",
+            "matchConstraints": {"resourceRules": [{"apiGroups": [""], "apiVersions": ["v1"],
+                                                    "operations": ["CREATE"], "resources": ["configmaps"]}]},
+            "mutations": [{"patchType": "ApplyConfiguration", "applyConfiguration": {
+                "expression": 'Object{metadata: Object.metadata{labels: {"mutated-by": "map"}}}'}}],
+        },
+    }
+    binding = {
+        "apiVersion": "admissionregistration.k8s.io/v1beta1", "kind": "MutatingAdmissionPolicyBinding",
+        "metadata": {"name": name},
+        "spec": {"policyName": name, "matchResources": {"namespaceSelector": {
+            "matchLabels": {"kubernetes.io/metadata.name": namespace}}}},
+    }
+    group, version = "admissionregistration.k8s.io", "v1beta1"
+    custom.create_cluster_custom_object(group, version, "mutatingadmissionpolicies", policy)
+    custom.create_cluster_custom_object(group, version, "mutatingadmissionpolicybindings", binding)
+    core = client.CoreV1Api(vanilla)
+    try:
+        # The policy is picked up asynchronously: create probe objects until one is mutated.
+        def mutated():
+            probe = f"probe-{uuid.uuid4().hex[:6]}"
+            cm = core.create_namespaced_config_map(namespace, client.V1ConfigMap(metadata=client.V1ObjectMeta(name=probe)))
+            return (cm.metadata.labels or {}).get("mutated-by") == "map"
+
+        wait_for(mutated, timeout=30, what="the MutatingAdmissionPolicy to take effect")
+        stored = core.list_namespaced_config_map(namespace, label_selector="mutated-by=map").items
+        assert stored, "the mutation is in the stored object, not only in the response"
+        # the binding's namespaceSelector keeps it out of other namespaces
+        other = core.create_namespaced_config_map("default", client.V1ConfigMap(
+            metadata=client.V1ObjectMeta(name=f"not-mutated-{uuid.uuid4().hex[:6]}")))
+        core.delete_namespaced_config_map(other.metadata.name, "default")
+        assert "mutated-by" not in (other.metadata.labels or {})
+    finally:
+        custom.delete_cluster_custom_object(group, version, "mutatingadmissionpolicybindings", name)
+        custom.delete_cluster_custom_object(group, version, "mutatingadmissionpolicies", name)
+
+
+def test_api_validation_is_real(vanilla):
+    """Server-side validation rejects what a real API server rejects."""
+    with pytest.raises(ApiException) as err:
+        client.CoreV1Api(vanilla).create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name="Not_Valid")))
+    assert err.value.status == 422
+
+
+def test_pvc_is_bound_by_the_emulated_provisioner(vanilla, namespace):
+    core = client.CoreV1Api(vanilla)
+    core.create_namespaced_persistent_volume_claim(namespace, client.V1PersistentVolumeClaim(
+        metadata=client.V1ObjectMeta(name="data"),
+        spec=client.V1PersistentVolumeClaimSpec(
+            access_modes=["ReadWriteMany"], storage_class_name="nfs-client",
+            resources=client.V1VolumeResourceRequirements(requests={"storage": "5Gi"}))))
+    pvc = wait_for(lambda: (p := core.read_namespaced_persistent_volume_claim("data", namespace)).status.phase == "Bound"
+                   and p, what="PVC Bound")
+    pv = core.read_persistent_volume(pvc.spec.volume_name)
+    assert pv.spec.csi.driver == "nfs.csi.k8s.io"
+    assert pv.spec.csi.volume_attributes["server"] == "nfs.dfw.example.test"
+
+
+# ------------------------------------------------------------------ RBAC
+def test_rbac_is_enforced_for_a_service_account_token(vanilla, namespace):
+    core, rbac = client.CoreV1Api(vanilla), client.RbacAuthorizationV1Api(vanilla)
+    core.create_namespaced_service_account(namespace, client.V1ServiceAccount(metadata=client.V1ObjectMeta(name="reader")))
+    rbac.create_namespaced_role(namespace, client.V1Role(
+        metadata=client.V1ObjectMeta(name="configmap-reader"),
+        rules=[client.V1PolicyRule(api_groups=[""], resources=["configmaps"], verbs=["get", "list"])]))
+    rbac.create_namespaced_role_binding(namespace, client.V1RoleBinding(
+        metadata=client.V1ObjectMeta(name="reader"),
+        role_ref=client.V1RoleRef(api_group="rbac.authorization.k8s.io", kind="Role", name="configmap-reader"),
+        subjects=[client.RbacV1Subject(kind="ServiceAccount", name="reader", namespace=namespace)]))
+    token = core.create_namespaced_service_account_token(
+        "reader", namespace, client.AuthenticationV1TokenRequest(spec=client.V1TokenRequestSpec(
+            audiences=["https://kubernetes.default.svc.cluster.local"], expiration_seconds=600))).status.token
+
+    cfg = client.Configuration()
+    cfg.host = vanilla.configuration.host
+    cfg.ssl_ca_cert = vanilla.configuration.ssl_ca_cert
+    cfg.api_key = {"authorization": f"Bearer {token}"}
+    as_sa = client.CoreV1Api(client.ApiClient(cfg))
+
+    assert isinstance(as_sa.list_namespaced_config_map(namespace).items, list)  # allowed
+    with pytest.raises(ApiException) as err:
+        as_sa.list_namespaced_secret(namespace)  # not in the Role
+    assert err.value.status == 403
+    assert f"system:serviceaccount:{namespace}:reader" in err.value.body
+    with pytest.raises(ApiException) as err:
+        as_sa.list_namespaced_config_map("default")  # Role is namespaced
+    assert err.value.status == 403
+    with pytest.raises(ApiException) as err:
+        as_sa.create_namespaced_config_map(namespace, client.V1ConfigMap(metadata=client.V1ObjectMeta(name="x")))
+    assert err.value.status == 403  # verb not granted
+
+
+# ------------------------------------------------------------------ openshift profile
+def test_openshift_api_surface_is_served(openshift):
+    for gv in ("security.openshift.io/v1", "route.openshift.io/v1", "config.openshift.io/v1"):
+        assert served(openshift, gv), gv
+    custom = client.CustomObjectsApi(openshift)
+    version = custom.get_cluster_custom_object("config.openshift.io", "v1", "clusterversions", "version")
+    assert re.match(r"^4\.\d+\.\d+$", version["status"]["desired"]["version"])
+    scc = custom.get_cluster_custom_object("security.openshift.io", "v1", "securitycontextconstraints", "restricted-v2")
+    assert scc["runAsUser"]["type"] == "MustRunAsRange"
+    role = client.RbacAuthorizationV1Api(openshift).read_cluster_role("system:openshift:scc:anyuid")
+    assert role.rules[0].resource_names == ["anyuid"] and role.rules[0].verbs == ["use"]
+    nodes = client.CoreV1Api(openshift).list_node().items
+    assert all(n.metadata.labels.get("node.openshift.io/os_id") == "rhcos" for n in nodes)
+
+
+def test_openshift_new_namespaces_get_a_unique_uid_range(openshift):
+    core = client.CoreV1Api(openshift)
+    names = [f"t-ocp-{uuid.uuid4().hex[:6]}" for _ in range(2)]
+    try:
+        for name in names:
+            core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+
+        def ranges():
+            got = [(core.read_namespace(n).metadata.annotations or {}).get("openshift.io/sa.scc.uid-range") for n in names]
+            return all(got) and got
+
+        got = wait_for(ranges, timeout=20, what="openshift.io/sa.scc.uid-range on new namespaces")
+        for value in got:
+            start, size = value.split("/")
+            assert int(start) >= 1_000_000_000 and int(size) == 10_000
+        assert got[0] != got[1]
+    finally:
+        for name in names:
+            core.delete_namespace(name)
+
+
+def test_openshift_route_gets_a_host(openshift):
+    custom = client.CustomObjectsApi(openshift)
+    name = f"r-{uuid.uuid4().hex[:6]}"
+    route = {"apiVersion": "route.openshift.io/v1", "kind": "Route", "metadata": {"name": name},
+             "spec": {"to": {"kind": "Service", "name": "api"}, "port": {"targetPort": 8000}}}
+    created = custom.create_namespaced_custom_object("route.openshift.io", "v1", "default", "routes", route)
+    try:
+        assert created["spec"]["host"] == f"{name}-default.apps.dfw-openshift.example.test"
+        bad = {**route, "metadata": {"name": name + "-bad"}, "spec": {"port": {"targetPort": 8000}}}
+        with pytest.raises(ApiException) as err:
+            custom.create_namespaced_custom_object("route.openshift.io", "v1", "default", "routes", bad)
+        assert err.value.status == 422 and "spec.to" in err.value.body
+    finally:
+        custom.delete_namespaced_custom_object("route.openshift.io", "v1", "default", "routes", name)
