@@ -28,3 +28,72 @@ $(VENV)/.installed: requirements.txt requirements-test.txt
 
 .PHONY: venv
 venv: $(VENV)/.installed .collections/ansible_collections/dataflywheel/blueprint ## Python env with ansible, molecule, linters
+
+# ---------------------------------------------------------------- local test cluster
+.PHONY: binaries
+binaries: ## build kube-apiserver, etcd, kwok, helm, helm-diff from the Go modules (cached)
+	bash tests/sim/build-binaries.sh all
+
+.PHONY: cluster-up
+cluster-up: venv binaries ## start the local cluster: make cluster-up PROFILE=vanilla|openshift|pcai|nutanix
+	$(PY) tests/sim/cluster.py up --profile $(PROFILE)
+	@echo "use it with:  eval \"\$$($(PY) tests/sim/cluster.py env --profile $(PROFILE))\""
+
+.PHONY: cluster-down
+cluster-down: ## stop the local cluster of PROFILE (ALL=1: every profile)
+	@if [ -x $(PY) ]; then $(PY) tests/sim/cluster.py down $(if $(ALL),--all,--profile $(PROFILE)); fi
+
+.PHONY: cluster-status
+cluster-status: ## list local clusters
+	$(PY) tests/sim/cluster.py status
+
+# ---------------------------------------------------------------- demo
+.PHONY: demo
+demo: venv binaries ## bring up the local cluster and simulators, run site.yml against inventories/local
+	$(PY) tests/sim/cluster.py up --profile $(PROFILE) >/dev/null
+	eval "$$($(PY) tests/sim/cluster.py env --profile $(PROFILE))" && \
+	  $(BIN)/ansible-playbook -i inventories/local site.yml $(DEMO_ARGS)
+
+# ---------------------------------------------------------------- tests
+PY_PATHS := plugins tests
+.PHONY: lint
+lint: venv ## ruff, yamllint, ansible-lint (production profile)
+	$(BIN)/ruff check $(PY_PATHS)
+	$(BIN)/ruff format --check $(PY_PATHS) || { echo "run: make fmt"; exit 1; }
+	$(BIN)/yamllint --strict .
+	$(BIN)/ansible-lint --offline --profile production
+
+.PHONY: fmt
+fmt: venv ## format Python with ruff
+	$(BIN)/ruff format $(PY_PATHS)
+	$(BIN)/ruff check --fix $(PY_PATHS)
+
+SANITY_ROOT := .cache/sanity/ansible_collections/dataflywheel/blueprint
+.PHONY: sanity
+sanity: venv ## ansible-test sanity on a copy of the collection in an ansible_collections tree
+	$(PY) tests/tools/install_get_pip_standin.py
+	rm -rf .cache/sanity && mkdir -p $(SANITY_ROOT)
+	git ls-files -z --cached --others --exclude-standard | xargs -0 -I{} cp --parents {} $(SANITY_ROOT)/
+	cd $(SANITY_ROOT) && git init -q && git add -A && \
+	  $(CURDIR)/$(BIN)/ansible-test sanity --python $$($(CURDIR)/$(PY) -c 'import sys; print("%d.%d" % sys.version_info[:2])') \
+	    --local --color no --exclude tests/sim/ --exclude tests/tools/
+
+.PHONY: unit
+unit: venv ## pytest: unit tests (no cluster)
+	$(BIN)/pytest tests/unit -q
+
+.PHONY: integration
+integration: venv binaries ## pytest: tests against the local cluster and simulators
+	$(BIN)/pytest tests/integration -q
+
+.PHONY: molecule
+molecule: venv binaries ## molecule test for every scenario
+	for s in $$(ls molecule); do $(BIN)/molecule test -s $$s || exit 1; done
+
+.PHONY: test
+test: venv binaries lint sanity unit integration molecule ## everything CI runs
+	@echo "make test: all passed"
+
+.PHONY: clean
+clean: cluster-down ## remove the venv and local caches of this checkout (not the binary cache)
+	rm -rf $(VENV) .collections .cache tests/output .pytest_cache

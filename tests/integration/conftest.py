@@ -34,8 +34,10 @@ def kubeconfig_for(profile: str) -> str:
     external = os.environ.get("TEST_KUBECONFIG")
     if external:
         if profile != os.environ.get("TEST_PROFILE", "vanilla"):
-            pytest.skip(f"TEST_KUBECONFIG points at a {os.environ.get('TEST_PROFILE', 'vanilla')} cluster; "
-                        f"this test needs the {profile} API surface")
+            pytest.skip(
+                f"TEST_KUBECONFIG points at a {os.environ.get('TEST_PROFILE', 'vanilla')} cluster; "
+                f"this test needs the {profile} API surface"
+            )
         return external
     status = _launcher("status")
     already = any(line.startswith(f"dfw-{profile}\tanswering") for line in status.splitlines())
@@ -64,7 +66,7 @@ def tool_env() -> dict:
     """The environment with the cluster's kubectl and helm (+ helm-diff) first on PATH."""
     env = dict(os.environ)
     for line in _launcher("env").splitlines():
-        key, _, value = line.removeprefix("export ").partition("=")
+        key, _sep, value = line.removeprefix("export ").partition("=")
         env[key] = value.replace("$PATH", os.environ["PATH"])
     return env
 

@@ -16,8 +16,14 @@ BIN = Path(sys.executable).parent
 
 
 def galaxy(*args: str, env: dict) -> subprocess.CompletedProcess:
-    return subprocess.run([str(BIN / "ansible-galaxy"), "collection", *args], capture_output=True, text=True,
-                          env=env, cwd=ROOT, check=False)
+    return subprocess.run(
+        [str(BIN / "ansible-galaxy"), "collection", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        check=False,
+    )
 
 
 def test_build_and_install(tmp_path: Path):
@@ -40,13 +46,23 @@ def test_build_and_install(tmp_path: Path):
     assert installed.returncode == 0, installed.stdout + installed.stderr
     root = tmp_path / "installed" / "ansible_collections" / meta["namespace"] / meta["name"]
     manifest = json.loads((root / "MANIFEST.json").read_text())["collection_info"]
-    assert (manifest["namespace"], manifest["name"], manifest["version"]) == (meta["namespace"], meta["name"],
-                                                                              meta["version"])
+    assert (manifest["namespace"], manifest["name"], manifest["version"]) == (
+        meta["namespace"],
+        meta["name"],
+        meta["version"],
+    )
     assert manifest["license"] == ["Apache-2.0"]
     assert "kubernetes.core" in manifest["dependencies"]
 
-    listed = subprocess.run([str(BIN / "ansible-galaxy"), "collection", "list", f"{meta['namespace']}.{meta['name']}",
-                             "--format", "json"], capture_output=True, text=True, env=env, check=False)
+    listed = subprocess.run(
+        [str(BIN / "ansible-galaxy"), "collection", "list", f"{meta['namespace']}.{meta['name']}", "--format", "json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
     assert listed.returncode == 0, listed.stderr
-    assert meta["version"] == next(iter(json.loads(listed.stdout).values()))[f"{meta['namespace']}.{meta['name']}"][
-        "version"]
+    assert (
+        meta["version"]
+        == next(iter(json.loads(listed.stdout).values()))[f"{meta['namespace']}.{meta['name']}"]["version"]
+    )

@@ -25,7 +25,7 @@ def wait_for(predicate, timeout: float = 60, interval: float = 0.5, what: str = 
 
 
 def served(api: client.ApiClient, group_version: str) -> bool:
-    group, _, version = group_version.rpartition("/")
+    group, _sep, version = group_version.rpartition("/")
     for g in client.ApisApi(api).get_api_versions().groups:
         if g.name == group:
             return any(v.version == version for v in g.versions)
@@ -49,9 +49,16 @@ def test_gpu_request_is_scheduled_on_a_gpu_node(vanilla, namespace):
     core = client.CoreV1Api(vanilla)
     pod = client.V1Pod(
         metadata=client.V1ObjectMeta(name="wants-gpu"),
-        spec=client.V1PodSpec(containers=[client.V1Container(
-            name="c", image="nvcr.io/nvidia/cuda:12.4.1-base-ubuntu22.04",
-            resources=client.V1ResourceRequirements(limits={"nvidia.com/gpu": "4"}))]))
+        spec=client.V1PodSpec(
+            containers=[
+                client.V1Container(
+                    name="c",
+                    image="nvcr.io/nvidia/cuda:12.4.1-base-ubuntu22.04",
+                    resources=client.V1ResourceRequirements(limits={"nvidia.com/gpu": "4"}),
+                )
+            ]
+        ),
+    )
     core.create_namespaced_pod(namespace, pod)
     node = wait_for(lambda: core.read_namespaced_pod("wants-gpu", namespace).spec.node_name, what="scheduling")
     assert node.startswith("gpu-node-")
@@ -71,24 +78,44 @@ def test_gpu_request_is_scheduled_on_a_gpu_node(vanilla, namespace):
 def test_deployment_reaches_ready(vanilla, namespace):
     apps = client.AppsV1Api(vanilla)
     labels = {"app": "web"}
-    apps.create_namespaced_deployment(namespace, client.V1Deployment(
-        metadata=client.V1ObjectMeta(name="web"),
-        spec=client.V1DeploymentSpec(
-            replicas=2, selector=client.V1LabelSelector(match_labels=labels),
-            template=client.V1PodTemplateSpec(
-                metadata=client.V1ObjectMeta(labels=labels),
-                spec=client.V1PodSpec(containers=[client.V1Container(name="web", image="nginx:1.27")])))))
-    dep = wait_for(lambda: (d := apps.read_namespaced_deployment("web", namespace)).status.ready_replicas == 2 and d,
-                   what="2/2 ready replicas")
+    apps.create_namespaced_deployment(
+        namespace,
+        client.V1Deployment(
+            metadata=client.V1ObjectMeta(name="web"),
+            spec=client.V1DeploymentSpec(
+                replicas=2,
+                selector=client.V1LabelSelector(match_labels=labels),
+                template=client.V1PodTemplateSpec(
+                    metadata=client.V1ObjectMeta(labels=labels),
+                    spec=client.V1PodSpec(containers=[client.V1Container(name="web", image="nginx:1.27")]),
+                ),
+            ),
+        ),
+    )
+    dep = wait_for(
+        lambda: (d := apps.read_namespaced_deployment("web", namespace)).status.ready_replicas == 2 and d,
+        what="2/2 ready replicas",
+    )
     assert dep.status.available_replicas == 2
 
 
 def test_job_completes(vanilla, namespace):
     batch = client.BatchV1Api(vanilla)
-    batch.create_namespaced_job(namespace, client.V1Job(
-        metadata=client.V1ObjectMeta(name="once"),
-        spec=client.V1JobSpec(backoff_limit=0, template=client.V1PodTemplateSpec(spec=client.V1PodSpec(
-            restart_policy="Never", containers=[client.V1Container(name="c", image="busybox", command=["true"])])))))
+    batch.create_namespaced_job(
+        namespace,
+        client.V1Job(
+            metadata=client.V1ObjectMeta(name="once"),
+            spec=client.V1JobSpec(
+                backoff_limit=0,
+                template=client.V1PodTemplateSpec(
+                    spec=client.V1PodSpec(
+                        restart_policy="Never",
+                        containers=[client.V1Container(name="c", image="busybox", command=["true"])],
+                    )
+                ),
+            ),
+        ),
+    )
 
     def complete():
         conds = batch.read_namespaced_job("once", namespace).status.conditions or []
@@ -103,21 +130,35 @@ def test_mutating_admission_policy_mutates_new_objects(vanilla, namespace):
     custom = client.CustomObjectsApi(vanilla)
     name = f"t-map-{uuid.uuid4().hex[:6]}"
     policy = {
-        "apiVersion": "admissionregistration.k8s.io/v1beta1", "kind": "MutatingAdmissionPolicy",
+        "apiVersion": "admissionregistration.k8s.io/v1beta1",
+        "kind": "MutatingAdmissionPolicy",
         "metadata": {"name": name},
         "spec": {
-            "failurePolicy": "Fail", "reinvocationPolicy": "Never",
-            "matchConstraints": {"resourceRules": [{"apiGroups": [""], "apiVersions": ["v1"],
-                                                    "operations": ["CREATE"], "resources": ["configmaps"]}]},
-            "mutations": [{"patchType": "ApplyConfiguration", "applyConfiguration": {
-                "expression": 'Object{metadata: Object.metadata{labels: {"mutated-by": "map"}}}'}}],
+            "failurePolicy": "Fail",
+            "reinvocationPolicy": "Never",
+            "matchConstraints": {
+                "resourceRules": [
+                    {"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"], "resources": ["configmaps"]}
+                ]
+            },
+            "mutations": [
+                {
+                    "patchType": "ApplyConfiguration",
+                    "applyConfiguration": {
+                        "expression": 'Object{metadata: Object.metadata{labels: {"mutated-by": "map"}}}'
+                    },
+                }
+            ],
         },
     }
     binding = {
-        "apiVersion": "admissionregistration.k8s.io/v1beta1", "kind": "MutatingAdmissionPolicyBinding",
+        "apiVersion": "admissionregistration.k8s.io/v1beta1",
+        "kind": "MutatingAdmissionPolicyBinding",
         "metadata": {"name": name},
-        "spec": {"policyName": name, "matchResources": {"namespaceSelector": {
-            "matchLabels": {"kubernetes.io/metadata.name": namespace}}}},
+        "spec": {
+            "policyName": name,
+            "matchResources": {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}}},
+        },
     }
     group, version = "admissionregistration.k8s.io", "v1beta1"
     custom.create_cluster_custom_object(group, version, "mutatingadmissionpolicies", policy)
@@ -127,15 +168,18 @@ def test_mutating_admission_policy_mutates_new_objects(vanilla, namespace):
         # The policy is picked up asynchronously: create probe objects until one is mutated.
         def mutated():
             probe = f"probe-{uuid.uuid4().hex[:6]}"
-            cm = core.create_namespaced_config_map(namespace, client.V1ConfigMap(metadata=client.V1ObjectMeta(name=probe)))
+            cm = core.create_namespaced_config_map(
+                namespace, client.V1ConfigMap(metadata=client.V1ObjectMeta(name=probe))
+            )
             return (cm.metadata.labels or {}).get("mutated-by") == "map"
 
         wait_for(mutated, timeout=30, what="the MutatingAdmissionPolicy to take effect")
         stored = core.list_namespaced_config_map(namespace, label_selector="mutated-by=map").items
         assert stored, "the mutation is in the stored object, not only in the response"
         # the binding's namespaceSelector keeps it out of other namespaces
-        other = core.create_namespaced_config_map("default", client.V1ConfigMap(
-            metadata=client.V1ObjectMeta(name=f"not-mutated-{uuid.uuid4().hex[:6]}")))
+        other = core.create_namespaced_config_map(
+            "default", client.V1ConfigMap(metadata=client.V1ObjectMeta(name=f"not-mutated-{uuid.uuid4().hex[:6]}"))
+        )
         core.delete_namespaced_config_map(other.metadata.name, "default")
         assert "mutated-by" not in (other.metadata.labels or {})
     finally:
@@ -152,13 +196,21 @@ def test_api_validation_is_real(vanilla):
 
 def test_pvc_is_bound_by_the_emulated_provisioner(vanilla, namespace):
     core = client.CoreV1Api(vanilla)
-    core.create_namespaced_persistent_volume_claim(namespace, client.V1PersistentVolumeClaim(
-        metadata=client.V1ObjectMeta(name="data"),
-        spec=client.V1PersistentVolumeClaimSpec(
-            access_modes=["ReadWriteMany"], storage_class_name="nfs-client",
-            resources=client.V1VolumeResourceRequirements(requests={"storage": "5Gi"}))))
-    pvc = wait_for(lambda: (p := core.read_namespaced_persistent_volume_claim("data", namespace)).status.phase == "Bound"
-                   and p, what="PVC Bound")
+    core.create_namespaced_persistent_volume_claim(
+        namespace,
+        client.V1PersistentVolumeClaim(
+            metadata=client.V1ObjectMeta(name="data"),
+            spec=client.V1PersistentVolumeClaimSpec(
+                access_modes=["ReadWriteMany"],
+                storage_class_name="nfs-client",
+                resources=client.V1VolumeResourceRequirements(requests={"storage": "5Gi"}),
+            ),
+        ),
+    )
+    pvc = wait_for(
+        lambda: (p := core.read_namespaced_persistent_volume_claim("data", namespace)).status.phase == "Bound" and p,
+        what="PVC Bound",
+    )
     pv = core.read_persistent_volume(pvc.spec.volume_name)
     assert pv.spec.csi.driver == "nfs.csi.k8s.io"
     assert pv.spec.csi.volume_attributes["server"] == "nfs.dfw.example.test"
@@ -167,17 +219,33 @@ def test_pvc_is_bound_by_the_emulated_provisioner(vanilla, namespace):
 # ------------------------------------------------------------------ RBAC
 def test_rbac_is_enforced_for_a_service_account_token(vanilla, namespace):
     core, rbac = client.CoreV1Api(vanilla), client.RbacAuthorizationV1Api(vanilla)
-    core.create_namespaced_service_account(namespace, client.V1ServiceAccount(metadata=client.V1ObjectMeta(name="reader")))
-    rbac.create_namespaced_role(namespace, client.V1Role(
-        metadata=client.V1ObjectMeta(name="configmap-reader"),
-        rules=[client.V1PolicyRule(api_groups=[""], resources=["configmaps"], verbs=["get", "list"])]))
-    rbac.create_namespaced_role_binding(namespace, client.V1RoleBinding(
-        metadata=client.V1ObjectMeta(name="reader"),
-        role_ref=client.V1RoleRef(api_group="rbac.authorization.k8s.io", kind="Role", name="configmap-reader"),
-        subjects=[client.RbacV1Subject(kind="ServiceAccount", name="reader", namespace=namespace)]))
+    core.create_namespaced_service_account(
+        namespace, client.V1ServiceAccount(metadata=client.V1ObjectMeta(name="reader"))
+    )
+    rbac.create_namespaced_role(
+        namespace,
+        client.V1Role(
+            metadata=client.V1ObjectMeta(name="configmap-reader"),
+            rules=[client.V1PolicyRule(api_groups=[""], resources=["configmaps"], verbs=["get", "list"])],
+        ),
+    )
+    rbac.create_namespaced_role_binding(
+        namespace,
+        client.V1RoleBinding(
+            metadata=client.V1ObjectMeta(name="reader"),
+            role_ref=client.V1RoleRef(api_group="rbac.authorization.k8s.io", kind="Role", name="configmap-reader"),
+            subjects=[client.RbacV1Subject(kind="ServiceAccount", name="reader", namespace=namespace)],
+        ),
+    )
     token = core.create_namespaced_service_account_token(
-        "reader", namespace, client.AuthenticationV1TokenRequest(spec=client.V1TokenRequestSpec(
-            audiences=["https://kubernetes.default.svc.cluster.local"], expiration_seconds=600))).status.token
+        "reader",
+        namespace,
+        client.AuthenticationV1TokenRequest(
+            spec=client.V1TokenRequestSpec(
+                audiences=["https://kubernetes.default.svc.cluster.local"], expiration_seconds=600
+            )
+        ),
+    ).status.token
 
     cfg = client.Configuration()
     cfg.host = vanilla.configuration.host
@@ -215,13 +283,15 @@ def test_openshift_api_surface_is_served(openshift):
 
 def test_openshift_new_namespaces_get_a_unique_uid_range(openshift):
     core = client.CoreV1Api(openshift)
-    names = [f"t-ocp-{uuid.uuid4().hex[:6]}" for _ in range(2)]
+    names = [f"t-ocp-{uuid.uuid4().hex[:6]}", f"t-ocp-{uuid.uuid4().hex[:6]}"]
     try:
         for name in names:
             core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
 
         def ranges():
-            got = [(core.read_namespace(n).metadata.annotations or {}).get("openshift.io/sa.scc.uid-range") for n in names]
+            got = [
+                (core.read_namespace(n).metadata.annotations or {}).get("openshift.io/sa.scc.uid-range") for n in names
+            ]
             return all(got) and got
 
         got = wait_for(ranges, timeout=20, what="openshift.io/sa.scc.uid-range on new namespaces")
@@ -237,8 +307,12 @@ def test_openshift_new_namespaces_get_a_unique_uid_range(openshift):
 def test_openshift_route_gets_a_host(openshift):
     custom = client.CustomObjectsApi(openshift)
     name = f"r-{uuid.uuid4().hex[:6]}"
-    route = {"apiVersion": "route.openshift.io/v1", "kind": "Route", "metadata": {"name": name},
-             "spec": {"to": {"kind": "Service", "name": "api"}, "port": {"targetPort": 8000}}}
+    route = {
+        "apiVersion": "route.openshift.io/v1",
+        "kind": "Route",
+        "metadata": {"name": name},
+        "spec": {"to": {"kind": "Service", "name": "api"}, "port": {"targetPort": 8000}},
+    }
     created = custom.create_namespaced_custom_object("route.openshift.io", "v1", "default", "routes", route)
     try:
         assert created["spec"]["host"] == f"{name}-default.apps.dfw-openshift.example.test"

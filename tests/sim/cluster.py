@@ -31,15 +31,17 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 PROFILES = ("vanilla", "openshift", "pcai", "nutanix")
-CACHE = Path(os.environ.get("DFW_CACHE_DIR") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-             / "dataflywheel-blueprint")
+CACHE = Path(
+    os.environ.get("DFW_CACHE_DIR")
+    or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "dataflywheel-blueprint"
+)
 STATE = CACHE / "clusters"
 
 
 def versions() -> dict[str, str]:
     out = {}
-    for line in (HERE / "versions.env").read_text().splitlines():
-        line = line.strip()
+    for raw in (HERE / "versions.env").read_text().splitlines():
+        line = raw.strip()
         if line and not line.startswith("#") and "=" in line:
             key, value = line.split("=", 1)
             out[key] = value
@@ -48,8 +50,12 @@ def versions() -> dict[str, str]:
 
 def binary(name: str) -> Path:
     v = versions()
-    version = {"etcd": v["ETCD_VERSION"], "kwok": v["KWOK_VERSION"], "kwokctl": v["KWOK_VERSION"],
-               "helm": v["HELM_VERSION"]}.get(name, v["KUBERNETES_VERSION"])
+    version = {
+        "etcd": v["ETCD_VERSION"],
+        "kwok": v["KWOK_VERSION"],
+        "kwokctl": v["KWOK_VERSION"],
+        "helm": v["HELM_VERSION"],
+    }.get(name, v["KUBERNETES_VERSION"])
     return CACHE / "bin" / f"{name}-{version}" / name
 
 
@@ -57,8 +63,9 @@ def log(msg: str) -> None:
     print(f"[cluster] {msg}", file=sys.stderr, flush=True)
 
 
-def run(cmd: list[str], *, check: bool = True, capture: bool = True, env: dict | None = None,
-        timeout: float | None = 300) -> subprocess.CompletedProcess:
+def run(
+    cmd: list[str], *, check: bool = True, capture: bool = True, env: dict | None = None, timeout: float | None = 300
+) -> subprocess.CompletedProcess:
     proc = subprocess.run(cmd, capture_output=capture, text=True, env=env, timeout=timeout, check=False)
     if check and proc.returncode != 0:
         raise SystemExit(f"[cluster] command failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stdout}{proc.stderr}")
@@ -157,8 +164,22 @@ def create(profile: str) -> None:
     STATE.mkdir(parents=True, exist_ok=True)
     cfg = kwokctl_config(profile)
     log(f"creating cluster {name} (profile {profile})")
-    run([str(binary("kwokctl")), "create", "cluster", "--name", name, "--config", str(cfg),
-         "--kubeconfig", str(kubeconfig_path(profile)), "--wait", "2m"], env=kwok_env())
+    run(
+        [
+            str(binary("kwokctl")),
+            "create",
+            "cluster",
+            "--name",
+            name,
+            "--config",
+            str(cfg),
+            "--kubeconfig",
+            str(kubeconfig_path(profile)),
+            "--wait",
+            "2m",
+        ],
+        env=kwok_env(),
+    )
     wait_ready(profile)
 
 
@@ -184,8 +205,16 @@ def apply_profile(profile: str) -> None:
         # needs a moment before a policy on a new CRD is accepted).
         for attempt in range(20):
             # one field manager per file, so a profile file can add labels to a base object
-            proc = kubectl(profile, "apply", "--server-side", "--force-conflicts",
-                           f"--field-manager=dfw-sim-{f.parent.name}-{f.stem}", "-f", str(f), check=False)
+            proc = kubectl(
+                profile,
+                "apply",
+                "--server-side",
+                "--force-conflicts",
+                f"--field-manager=dfw-sim-{f.parent.name}-{f.stem}",
+                "-f",
+                str(f),
+                check=False,
+            )
             if proc.returncode == 0:
                 break
             if attempt == 19:
@@ -194,8 +223,15 @@ def apply_profile(profile: str) -> None:
     status = HERE / "profiles" / profile / "status-patches.json"
     if status.exists():
         for item in json.loads(status.read_text()):
-            args = ["patch", item["kind"], item["name"], "--subresource=status", "--type=merge",
-                    "-p", json.dumps(item["patch"])]
+            args = [
+                "patch",
+                item["kind"],
+                item["name"],
+                "--subresource=status",
+                "--type=merge",
+                "-p",
+                json.dumps(item["patch"]),
+            ]
             if item.get("namespace"):
                 args[1:1] = ["-n", item["namespace"]]
             kubectl(profile, *args)
@@ -221,9 +257,19 @@ def start_emulators(profile: str) -> None:
     logfile = STATE / f"{cluster_name(profile)}.emulators.log"
     with open(logfile, "ab") as out:
         proc = subprocess.Popen(  # noqa: S603 - our own script with our own arguments
-            [sys.executable, str(HERE / "emulators.py"), "--profile", profile,
-             "--kubeconfig", str(kubeconfig_path(profile))],
-            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+            [
+                sys.executable,
+                str(HERE / "emulators.py"),
+                "--profile",
+                profile,
+                "--kubeconfig",
+                str(kubeconfig_path(profile)),
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
     pidfile.write_text(str(proc.pid))
 
 
@@ -247,8 +293,13 @@ def wait_nodes(profile: str, timeout: float = 60) -> None:
         proc = kubectl(profile, "get", "nodes", "-o", "json", check=False)
         if proc.returncode == 0:
             nodes = json.loads(proc.stdout)["items"]
-            ready = [n for n in nodes if any(c["type"] == "Ready" and c["status"] == "True"
-                                             for c in n.get("status", {}).get("conditions", []))]
+            ready = [
+                n
+                for n in nodes
+                if any(
+                    c["type"] == "Ready" and c["status"] == "True" for c in n.get("status", {}).get("conditions", [])
+                )
+            ]
             if nodes and len(ready) == len(nodes):
                 return
         if time.monotonic() > deadline:
@@ -324,7 +375,7 @@ def main() -> None:
     if args.action == "up":
         up(args.profile)
     elif args.action == "down":
-        for profile in (PROFILES if args.all else (args.profile,)):
+        for profile in PROFILES if args.all else (args.profile,):
             if marker(profile).exists() or (STATE / "kwok" / "clusters" / cluster_name(profile)).exists():
                 log(f"deleting {cluster_name(profile)}")
                 delete(profile)

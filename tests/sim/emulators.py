@@ -68,20 +68,28 @@ def provision(core: client.CoreV1Api, storage: client.StorageV1Api, pvc) -> None
     pv_name = f"pvc-{pvc.metadata.uid}"
     attrs = {k: str(v) for k, v in (sc.parameters or {}).items() if "secret" not in k.lower()}
     pv = client.V1PersistentVolume(
-        metadata=client.V1ObjectMeta(name=pv_name, annotations={
-            "pv.kubernetes.io/provisioned-by": sc.provisioner,
-            "dfw.sim/emulated": "pv-provisioner",
-        }),
+        metadata=client.V1ObjectMeta(
+            name=pv_name,
+            annotations={
+                "pv.kubernetes.io/provisioned-by": sc.provisioner,
+                "dfw.sim/emulated": "pv-provisioner",
+            },
+        ),
         spec=client.V1PersistentVolumeSpec(
             capacity={"storage": pvc.spec.resources.requests.get("storage", "1Gi")},
             access_modes=pvc.spec.access_modes,
             persistent_volume_reclaim_policy=sc.reclaim_policy or "Delete",
             storage_class_name=sc_name,
             volume_mode=pvc.spec.volume_mode,
-            claim_ref=client.V1ObjectReference(kind="PersistentVolumeClaim", namespace=pvc.metadata.namespace,
-                                               name=pvc.metadata.name, uid=pvc.metadata.uid),
-            csi=client.V1CSIPersistentVolumeSource(driver=sc.provisioner, volume_handle=pv_name,
-                                                   volume_attributes=attrs),
+            claim_ref=client.V1ObjectReference(
+                kind="PersistentVolumeClaim",
+                namespace=pvc.metadata.namespace,
+                name=pvc.metadata.name,
+                uid=pvc.metadata.uid,
+            ),
+            csi=client.V1CSIPersistentVolumeSource(
+                driver=sc.provisioner, volume_handle=pv_name, volume_attributes=attrs
+            ),
         ),
     )
     try:
@@ -97,8 +105,11 @@ def pv_provisioner(api: client.ApiClient) -> None:
     claims = core.list_persistent_volume_claim_for_all_namespaces()
     for pvc in claims.items:
         provision(core, storage, pvc)
-    for event in watch.Watch().stream(core.list_persistent_volume_claim_for_all_namespaces,
-                                      resource_version=claims.metadata.resource_version, timeout_seconds=60):
+    for event in watch.Watch().stream(
+        core.list_persistent_volume_claim_for_all_namespaces,
+        resource_version=claims.metadata.resource_version,
+        timeout_seconds=60,
+    ):
         if STOP.is_set():
             return
         if event["type"] in ("ADDED", "MODIFIED"):
@@ -106,8 +117,11 @@ def pv_provisioner(api: client.ApiClient) -> None:
     # each minute: reclaim Released volumes this emulator made
     for pv in core.list_persistent_volume().items:
         ann = pv.metadata.annotations or {}
-        if (ann.get("dfw.sim/emulated") == "pv-provisioner" and pv.status.phase == "Released"
-                and pv.spec.persistent_volume_reclaim_policy == "Delete"):
+        if (
+            ann.get("dfw.sim/emulated") == "pv-provisioner"
+            and pv.status.phase == "Released"
+            and pv.spec.persistent_volume_reclaim_policy == "Delete"
+        ):
             core.delete_persistent_volume(pv.metadata.name)
             LOG.info("deleted released %s", pv.metadata.name)
 
@@ -131,11 +145,15 @@ def annotate_namespace(core: client.CoreV1Api, ns, blocks: set[int]) -> None:
     blocks.add(start)
     index = (start - UID_BASE) // UID_BLOCK
     mcs = f"s0:c{index // 25 + 1},c{index % 25 + 1}"
-    patch = {"metadata": {"annotations": {
-        UID_ANN: f"{start}/{UID_BLOCK}",
-        "openshift.io/sa.scc.supplemental-groups": f"{start}/{UID_BLOCK}",
-        "openshift.io/sa.scc.mcs": mcs,
-    }}}
+    patch = {
+        "metadata": {
+            "annotations": {
+                UID_ANN: f"{start}/{UID_BLOCK}",
+                "openshift.io/sa.scc.supplemental-groups": f"{start}/{UID_BLOCK}",
+                "openshift.io/sa.scc.mcs": mcs,
+            }
+        }
+    }
     core.patch_namespace(ns.metadata.name, patch)
     LOG.info("namespace %s: uid-range %s/%s", ns.metadata.name, start, UID_BLOCK)
 
@@ -146,8 +164,9 @@ def namespace_uid(api: client.ApiClient) -> None:
     blocks = used_blocks(core)
     for ns in namespaces.items:
         annotate_namespace(core, ns, blocks)
-    for event in watch.Watch().stream(core.list_namespace, resource_version=namespaces.metadata.resource_version,
-                                      timeout_seconds=60):
+    for event in watch.Watch().stream(
+        core.list_namespace, resource_version=namespaces.metadata.resource_version, timeout_seconds=60
+    ):
         if STOP.is_set():
             return
         if event["type"] == "ADDED":
@@ -173,8 +192,11 @@ def main() -> None:
     threads = [threading.Thread(target=forever, args=(fn.__name__, fn, api), daemon=True) for fn in LOOPS[args.profile]]
     for t in threads:
         t.start()
-    LOG.info("EMULATED platform controllers for profile %s: %s", args.profile,
-             ", ".join(fn.__name__ for fn in LOOPS[args.profile]))
+    LOG.info(
+        "EMULATED platform controllers for profile %s: %s",
+        args.profile,
+        ", ".join(fn.__name__ for fn in LOOPS[args.profile]),
+    )
     while not STOP.is_set():
         time.sleep(0.5)
 
