@@ -1,0 +1,110 @@
+"""Unit tests for the local test cluster launcher and its emulated controllers (no cluster needed)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+SIM = Path(__file__).resolve().parents[2] / "tests" / "sim"
+
+
+def load(name: str):
+    spec = importlib.util.spec_from_file_location(f"sim_{name}", SIM / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def cluster(tmp_path, monkeypatch):
+    mod = load("cluster")
+    monkeypatch.setattr(mod, "CACHE", tmp_path)
+    monkeypatch.setattr(mod, "STATE", tmp_path / "clusters")
+    (tmp_path / "clusters").mkdir()
+    return mod
+
+
+def test_versions_are_pinned(cluster):
+    v = cluster.versions()
+    assert v["KUBERNETES_VERSION"].startswith("v1.")
+    minor = int(v["KUBERNETES_VERSION"].split(".")[1])
+    assert minor >= 34, "MutatingAdmissionPolicy v1beta1 needs Kubernetes >= 1.34"
+    assert v["HELM_VERSION"].startswith("v3.")
+    assert cluster.binary("kube-apiserver").parts[-2] == f"kube-apiserver-{v['KUBERNETES_VERSION']}"
+    assert cluster.binary("etcd").parts[-2] == f"etcd-{v['ETCD_VERSION']}"
+
+
+def test_kwokctl_config_binds_loopback_and_serves_map(cluster):
+    cfg = json.loads(cluster.kwokctl_config("vanilla").read_text())["options"]
+    assert cfg["bindAddress"] == "127.0.0.1"
+    assert "MutatingAdmissionPolicy=true" in cfg["kubeFeatureGates"]
+    assert cfg["kubeRuntimeConfig"] == "admissionregistration.k8s.io/v1beta1=true"
+    assert cfg["kubeAuthorization"] is True and cfg["kubeAdmission"] is True
+    # every binary comes from our cache, nothing is downloaded
+    for key in (
+        "kubeApiserverBinary",
+        "kubeControllerManagerBinary",
+        "kubeSchedulerBinary",
+        "etcdBinary",
+        "kwokControllerBinary",
+        "kubectlBinary",
+    ):
+        assert cfg[key].startswith(str(cluster.CACHE)), key
+
+
+@pytest.mark.parametrize("profile", ["vanilla", "openshift", "pcai", "nutanix"])
+def test_profile_files_apply_base_first(cluster, profile):
+    files = cluster.profile_files(profile)
+    assert files[0].parent.name == "base"
+    assert {f.parent.name for f in files} <= {"base", profile}
+
+
+def test_profile_digest_follows_the_profile(cluster, monkeypatch, tmp_path):
+    before = cluster.profile_digest("openshift")
+    assert before == cluster.profile_digest("openshift")
+    assert before != cluster.profile_digest("vanilla")
+    extra = tmp_path / "extra.yaml"
+    extra.write_text("kind: ConfigMap\n")
+    files = cluster.profile_files("openshift")
+    monkeypatch.setattr(cluster, "profile_files", lambda p: [*files, extra])
+    assert cluster.profile_digest("openshift") != before
+
+
+# ------------------------------------------------------------- emulated OpenShift UID ranges
+class FakeCore:
+    def __init__(self):
+        self.patches = []
+
+    def patch_namespace(self, name, body):
+        self.patches.append((name, body))
+
+
+def ns(name, annotations=None, phase="Active"):
+    return SimpleNamespace(
+        metadata=SimpleNamespace(name=name, annotations=annotations), status=SimpleNamespace(phase=phase)
+    )
+
+
+def test_uid_ranges_are_unique_and_skip_used_blocks():
+    emu = load("emulators")
+    core, blocks = FakeCore(), {emu.UID_BASE}
+    emu.annotate_namespace(core, ns("a"), blocks)
+    emu.annotate_namespace(core, ns("b"), blocks)
+    ranges = [p[1]["metadata"]["annotations"][emu.UID_ANN] for p in core.patches]
+    assert ranges == [f"{emu.UID_BASE + 10000}/10000", f"{emu.UID_BASE + 20000}/10000"]
+    mcs = [p[1]["metadata"]["annotations"]["openshift.io/sa.scc.mcs"] for p in core.patches]
+    assert len(set(mcs)) == 2
+
+
+def test_uid_range_left_alone_when_present_or_terminating():
+    emu = load("emulators")
+    core = FakeCore()
+    emu.annotate_namespace(core, ns("has", {emu.UID_ANN: "1000000000/10000"}), set())
+    emu.annotate_namespace(core, ns("gone", phase="Terminating"), set())
+    assert core.patches == []
