@@ -55,7 +55,7 @@ demo: venv binaries ## bring up the local cluster and simulators, run site.yml a
 	  $(BIN)/ansible-playbook -i inventories/local site.yml $(DEMO_ARGS)
 
 # ---------------------------------------------------------------- tests
-PY_PATHS := plugins tests
+PY_PATHS := $(wildcard plugins tests)
 .PHONY: lint
 lint: venv ## ruff, yamllint, ansible-lint (production profile)
 	$(BIN)/ruff check $(PY_PATHS)
