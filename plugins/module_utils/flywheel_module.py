@@ -1,0 +1,49 @@
+# -*- coding: utf-8 -*-
+# Copyright: dataflywheel.blueprint contributors
+# Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
+"""What the flywheel modules share: their connection argument_spec and a client built from it."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from ansible.module_utils.basic import env_fallback
+
+from ansible_collections.dataflywheel.blueprint.plugins.module_utils.flywheel_client import FlywheelClient
+from ansible_collections.dataflywheel.blueprint.plugins.module_utils.rest import RestClient
+
+CONNECTION_ARGS = dict(
+    api_url=dict(type="str", required=True, fallback=(env_fallback, ["FLYWHEEL_API_URL"])),
+    api_token=dict(type="str", no_log=True, fallback=(env_fallback, ["FLYWHEEL_API_TOKEN"])),
+    api_headers=dict(type="dict", default={}),
+    validate_certs=dict(type="bool", default=True, fallback=(env_fallback, ["FLYWHEEL_API_VALIDATE_CERTS"])),
+    ca_path=dict(type="path", fallback=(env_fallback, ["FLYWHEEL_API_CA_PATH"])),
+    request_timeout=dict(type="int", default=30),
+    retries=dict(type="int", default=5),
+)
+
+WAIT_ARGS = dict(
+    wait=dict(type="bool", default=False),
+    wait_timeout=dict(type="int", default=3600),
+    wait_sleep=dict(type="int", default=30),
+)
+
+
+def client_from(module):
+    p = module.params
+    if not p["api_url"].startswith(("http://", "https://")):
+        module.fail_json(
+            msg="api_url=%r must start with http:// or https:// (for example "
+            "http://df-api.data-flywheel.svc:8000)" % p["api_url"]
+        )
+    rest = RestClient(
+        p["api_url"],
+        token=p["api_token"],
+        headers=p["api_headers"],
+        validate_certs=p["validate_certs"],
+        ca_path=p["ca_path"],
+        timeout=p["request_timeout"],
+        retries=p["retries"],
+        user_agent="dataflywheel.blueprint/%s" % module._name,
+    )
+    return FlywheelClient(rest)

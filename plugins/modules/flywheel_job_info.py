@@ -1,0 +1,164 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: dataflywheel.blueprint contributors
+# Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: flywheel_job_info
+short_description: Read Data Flywheel jobs, optionally waiting for many of them at once
+version_added: 0.1.0
+description:
+  - Returns one job (O(job_id)) or the jobs matching O(workload_id), O(client_id) and O(status).
+  - With O(wait=true) it waits until every selected job is finished, with one list request per
+    poll whatever the number of jobs, then reads each job's details once.
+author: dataflywheel.blueprint maintainers (@dataflywheel)
+extends_documentation_fragment:
+  - dataflywheel.blueprint.flywheel_api
+attributes:
+  check_mode:
+    support: full
+    description: Read-only; runs the same in check mode.
+  diff_mode:
+    support: none
+    description: Jobs are not diffed.
+options:
+  job_id:
+    description: Id of one job (24 hexadecimal characters).
+    type: str
+  workload_id:
+    description: Only jobs of this workload.
+    type: str
+  client_id:
+    description: Only jobs of this client.
+    type: str
+  status:
+    description: Only jobs in these states (as selected at the start, before any wait).
+    type: list
+    elements: str
+    choices: [pending, running, completed, failed, cancelled]
+  details:
+    description: Read each selected job's details and return RV(summaries) and RV(table).
+    type: bool
+    default: true
+  wait:
+    description: Wait until every selected job is finished (completed, failed or cancelled).
+    type: bool
+    default: false
+  wait_timeout:
+    description: Seconds to wait at most; on timeout the module fails saying where each job is.
+    type: int
+    default: 3600
+  wait_sleep:
+    description: Longest pause between two polls; polls start 2 s apart and double up to this.
+    type: int
+    default: 30
+"""
+
+EXAMPLES = r"""
+- name: Wait for all aiva jobs of the dev client, one list request per poll
+  dataflywheel.blueprint.flywheel_job_info:
+    api_url: "{{ flywheel_api_url }}"
+    client_id: dev
+    status: [pending, running]
+    wait: true
+    wait_timeout: 14400
+  register: done
+
+- name: Print a results table
+  ansible.builtin.debug:
+    msg: "{{ done.table }}"
+"""
+
+RETURN = r"""
+jobs:
+  description: The selected jobs as listed by C(GET /api/jobs) (after the wait, if any).
+  returned: always
+  type: list
+  elements: dict
+summaries:
+  description: Per job, the summary described in M(dataflywheel.blueprint.flywheel_job) (scores, failures, stage).
+  returned: when O(details=true)
+  type: list
+  elements: dict
+table:
+  description: Rows of every selected job, one per NIM and evaluation type.
+  returned: when O(details=true)
+  type: list
+  elements: dict
+requests:
+  description: HTTP requests this call made (useful to see what waiting costs).
+  returned: always
+  type: int
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.dataflywheel.blueprint.plugins.module_utils.flywheel_client import (
+    FlywheelError,
+    WaitTimeout,
+    is_object_id,
+    summarize,
+    table,
+)
+from ansible_collections.dataflywheel.blueprint.plugins.module_utils.flywheel_module import (
+    CONNECTION_ARGS,
+    WAIT_ARGS,
+    client_from,
+)
+from ansible_collections.dataflywheel.blueprint.plugins.module_utils.rest import RestError
+
+
+def select(jobs, p):
+    out = []
+    for job in jobs:
+        if p["job_id"] and job.get("id") != p["job_id"]:
+            continue
+        if p["workload_id"] and job.get("workload_id") != p["workload_id"]:
+            continue
+        if p["client_id"] and job.get("client_id") != p["client_id"]:
+            continue
+        if p["status"] and job.get("status") not in p["status"]:
+            continue
+        out.append(job)
+    return out
+
+
+def main():
+    spec = dict(
+        job_id=dict(type="str"),
+        workload_id=dict(type="str"),
+        client_id=dict(type="str"),
+        status=dict(type="list", elements="str", choices=["pending", "running", "completed", "failed", "cancelled"]),
+        details=dict(type="bool", default=True),
+    )
+    spec.update(CONNECTION_ARGS)
+    spec.update(WAIT_ARGS)
+    module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
+    p = module.params
+    if p["job_id"] and not is_object_id(p["job_id"]):
+        module.fail_json(msg="job_id=%r is not a flywheel job id (24 hexadecimal characters)" % p["job_id"])
+    client = client_from(module)
+    try:
+        jobs = select(client.list_jobs(), p)
+        if p["wait"] and jobs:
+            latest = client.wait([j["id"] for j in jobs], timeout=p["wait_timeout"], sleep_cap=p["wait_sleep"])
+            jobs = [latest[j["id"]] or j for j in jobs]
+        result = dict(changed=False, jobs=jobs)
+        if p["details"]:
+            summaries = [summarize(client.get_job(j["id"]) or j) for j in jobs]
+            result["summaries"] = summaries
+            result["table"] = [row for s in summaries for row in table(s)]
+    except WaitTimeout as err:
+        module.fail_json(msg="Timed out after %ss: %s" % (p["wait_timeout"], err), requests=client.rest.requests_made)
+    except (RestError, FlywheelError) as err:
+        module.fail_json(msg=str(err))
+    result["requests"] = client.rest.requests_made
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,49 @@
+"""Helpers for tests that run the flywheel modules against the Data Flywheel API simulator."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+
+
+def control(server, path: str, body=None, method: str | None = None):
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(
+        server.url + path,
+        data=data,
+        method=method or ("POST" if data else "GET"),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310 - loopback simulator
+        return json.loads(resp.read())
+
+
+def run_module(module: str, args: dict, check: bool = False, env: dict | None = None) -> dict:
+    """Run one module through ansible (ad-hoc, json callback) and return its result."""
+    cmd = [str(BIN / "ansible"), "localhost", "-m", f"dataflywheel.blueprint.{module}", "-a", json.dumps(args)]
+    if check:
+        cmd.append("--check")
+    full_env = {
+        **os.environ,
+        "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
+        "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1",
+        "ANSIBLE_STDOUT_CALLBACK": "json",
+        "ANSIBLE_LOCALHOST_WARNING": "false",
+        "ANSIBLE_INVENTORY_UNPARSED_WARNING": "false",
+        **(env or {}),
+    }
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=full_env, cwd=ROOT, check=False)
+    try:
+        out = json.loads(proc.stdout)
+    except ValueError as err:
+        raise AssertionError(f"no JSON from ansible:\n{proc.stdout}\n{proc.stderr}") from err
+    result = out["plays"][0]["tasks"][0]["hosts"]["localhost"]
+    result["_warnings"] = result.get("warnings", [])
+    return result
