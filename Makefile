@@ -43,6 +43,10 @@ cluster-up: venv binaries ## start the local cluster: make cluster-up PROFILE=va
 cluster-down: ## stop the local cluster of PROFILE (ALL=1: every profile)
 	@if [ -x $(PY) ]; then $(PY) tests/sim/cluster.py down $(if $(ALL),--all,--profile $(PROFILE)); fi
 
+.PHONY: services-down
+services-down: ## stop the service simulators make demo started
+	@if [ -x $(PY) ]; then $(PY) tests/sim/services.py down; fi
+
 .PHONY: cluster-status
 cluster-status: ## list local clusters
 	$(PY) tests/sim/cluster.py status
@@ -50,9 +54,12 @@ cluster-status: ## list local clusters
 # ---------------------------------------------------------------- demo
 .PHONY: demo
 demo: venv binaries ## bring up the local cluster and simulators, run site.yml against inventories/local
-	$(PY) tests/sim/cluster.py up --profile $(PROFILE) >/dev/null
+	@started=$$(date +%s); \
+	$(PY) tests/sim/cluster.py up --profile $(PROFILE) >/dev/null && \
 	eval "$$($(PY) tests/sim/cluster.py env --profile $(PROFILE))" && \
-	  $(BIN)/ansible-playbook -i inventories/local site.yml $(DEMO_ARGS)
+	eval "$$($(PY) tests/sim/services.py up)" && \
+	$(BIN)/ansible-playbook -i inventories/local site.yml $(DEMO_ARGS) && \
+	echo "demo: report in $(CURDIR)/reports/local-cluster/report.html ($$(( $$(date +%s) - started )) s)"
 
 # ---------------------------------------------------------------- tests
 PY_PATHS := $(wildcard plugins tests)

@@ -125,13 +125,13 @@ class FlywheelClient:
             raise
         return data
 
-    def find_active(self, workload_id, client_id, jobs=None):
-        """The newest pending/running job for this workload/client, if any."""
+    def find_active(self, workload_id, client_id, jobs=None, statuses=ACTIVE):
+        """The newest job for this workload/client in one of `statuses` (default pending/running)."""
         jobs = self.list_jobs() if jobs is None else jobs
         mine = [
             j
             for j in jobs
-            if j.get("workload_id") == workload_id and j.get("client_id") == client_id and j.get("status") in ACTIVE
+            if j.get("workload_id") == workload_id and j.get("client_id") == client_id and j.get("status") in statuses
         ]
         return sorted(mine, key=lambda j: j.get("started_at") or "")[-1] if mine else None
 

@@ -79,6 +79,13 @@ options:
     description: With O(state=present), attach to a pending or running job of the same workload and client.
     type: bool
     default: true
+  reuse_completed:
+    description:
+      - With O(state=present) and O(reuse=true), also attach to the newest C(completed) job of the same
+        workload and client, so rerunning a playbook after a finished run reports that run instead of
+        starting another. Failed and cancelled jobs are never reused.
+    type: bool
+    default: false
   cancel_running:
     description: With O(state=absent), cancel an unfinished job first instead of failing.
     type: bool
@@ -198,6 +205,7 @@ def main():
         job_id=dict(type="str"),
         data_split_config=dict(type="dict", options=DSC_OPTIONS),
         reuse=dict(type="bool", default=True),
+        reuse_completed=dict(type="bool", default=False),
         cancel_running=dict(type="bool", default=False),
         fail_on_failed_parts=dict(type="bool", default=True),
     )
@@ -268,7 +276,8 @@ def present(module, client, dsc):
             module.fail_json(msg="Job %s not found (deleted?). Remove job_id to start a new one." % p["job_id"])
         job_id, changed, extra = p["job_id"], False, {}
     else:
-        active = client.find_active(p["workload_id"], p["client_id"]) if p["reuse"] else None
+        statuses = ("pending", "running", "queued") + (("completed",) if p["reuse_completed"] else ())
+        active = client.find_active(p["workload_id"], p["client_id"], statuses=statuses) if p["reuse"] else None
         if active:
             job_id, changed, extra = active["id"], False, {}
         elif module.check_mode:

@@ -29,6 +29,10 @@ options:
   job_id:
     description: Id of one job (24 hexadecimal characters).
     type: str
+  job_ids:
+    description: Ids of several jobs.
+    type: list
+    elements: str
   workload_id:
     description: Only jobs of this workload.
     type: str
@@ -56,6 +60,12 @@ options:
     description: Longest pause between two polls; polls start 2 s apart and double up to this.
     type: int
     default: 30
+  fail_on_timeout:
+    description:
+      - Fail when O(wait_timeout) passes before every job finished. With V(false) the module
+        returns what it has and RV(timed_out=true), so a playbook can print progress and wait again.
+    type: bool
+    default: true
 """
 
 EXAMPLES = r"""
@@ -93,6 +103,10 @@ requests:
   description: HTTP requests this call made (useful to see what waiting costs).
   returned: always
   type: int
+timed_out:
+  description: Whether the wait ended before every selected job finished (only with O(fail_on_timeout=false)).
+  returned: always
+  type: bool
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -117,6 +131,8 @@ def select(jobs, p):
     for job in jobs:
         if p["job_id"] and job.get("id") != p["job_id"]:
             continue
+        if p["job_ids"] and job.get("id") not in p["job_ids"]:
+            continue
         if p["workload_id"] and job.get("workload_id") != p["workload_id"]:
             continue
         if p["client_id"] and job.get("client_id") != p["client_id"]:
@@ -130,10 +146,12 @@ def select(jobs, p):
 def main():
     spec = dict(
         job_id=dict(type="str"),
+        job_ids=dict(type="list", elements="str"),
         workload_id=dict(type="str"),
         client_id=dict(type="str"),
         status=dict(type="list", elements="str", choices=["pending", "running", "completed", "failed", "cancelled"]),
         details=dict(type="bool", default=True),
+        fail_on_timeout=dict(type="bool", default=True),
     )
     spec.update(CONNECTION_ARGS)
     spec.update(WAIT_ARGS)
@@ -141,13 +159,24 @@ def main():
     p = module.params
     if p["job_id"] and not is_object_id(p["job_id"]):
         module.fail_json(msg="job_id=%r is not a flywheel job id (24 hexadecimal characters)" % p["job_id"])
+    for job_id in p["job_ids"] or []:
+        if not is_object_id(job_id):
+            module.fail_json(
+                msg="job_ids contains %r, which is not a flywheel job id (24 hexadecimal characters)" % job_id
+            )
     client = client_from(module)
+    timed_out = False
     try:
         jobs = select(client.list_jobs(), p)
         if p["wait"] and jobs:
-            latest = client.wait([j["id"] for j in jobs], timeout=p["wait_timeout"], sleep_cap=p["wait_sleep"])
-            jobs = [latest[j["id"]] or j for j in jobs]
-        result = dict(changed=False, jobs=jobs)
+            try:
+                latest = client.wait([j["id"] for j in jobs], timeout=p["wait_timeout"], sleep_cap=p["wait_sleep"])
+            except WaitTimeout as err:
+                if p["fail_on_timeout"]:
+                    raise
+                latest, timed_out = err.latest, True
+            jobs = [latest.get(j["id"]) or j for j in jobs]
+        result = dict(changed=False, jobs=jobs, timed_out=timed_out)
         if p["details"]:
             summaries = [summarize(client.get_job(j["id"]) or j) for j in jobs]
             result["summaries"] = summaries

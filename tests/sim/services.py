@@ -1,0 +1,105 @@
+#!/usr/bin/env python3
+"""Start/stop the service SIMULATORS the local inventory uses (not the real services).
+
+    services.py up      start the Data Flywheel API simulator (loopback), print `export FLYWHEEL_API_URL=...`
+    services.py down    stop it
+
+The demo's workloads are configured as in the seeds' walkthrough: aiva-1, aiva-2 and aiva-3 with
+300, 500 and 1000 records, so scores improve with more data.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+CACHE = Path(
+    os.environ.get("DFW_CACHE_DIR")
+    or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "dataflywheel-blueprint"
+)
+STATE = CACHE / "services"
+DEMO = {
+    "unit_seconds": 0.5,
+    "workloads": {"aiva-1": {"records": 300}, "aiva-2": {"records": 500}, "aiva-3": {"records": 1000}},
+}
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    return True
+
+
+def up() -> None:
+    STATE.mkdir(parents=True, exist_ok=True)
+    state_file = STATE / "flywheel-api.json"
+    if state_file.exists():
+        state = json.loads(state_file.read_text())
+        if alive(state["pid"]):
+            print(f"export FLYWHEEL_API_URL={state['url']}")
+            return
+    log = open(STATE / "flywheel-api.log", "w")  # noqa: SIM115 - handed to the child process
+    proc = subprocess.Popen(  # noqa: S603 - our own simulator
+        [
+            sys.executable,
+            "-u",
+            "-m",
+            "tests.sim.flywheel_api.simulator",
+            "--port",
+            "0",
+            "--unit-seconds",
+            str(DEMO["unit_seconds"]),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=log,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,
+    )
+    line = proc.stdout.readline().strip()  # "... listening on http://127.0.0.1:PORT"
+    url = line.rsplit(" ", 1)[-1]
+    if not url.startswith("http://127.0.0.1:"):
+        raise SystemExit(f"the Data Flywheel API simulator did not start: {line!r}; see {STATE}/flywheel-api.log")
+    body = json.dumps(DEMO).encode()
+    req = urllib.request.Request(url + "/_sim/config", data=body, headers={"Content-Type": "application/json"})
+    for _ in range(50):
+        try:
+            urllib.request.urlopen(req, timeout=5).read()  # noqa: S310 - loopback simulator
+            break
+        except OSError:
+            time.sleep(0.1)
+    state_file.write_text(json.dumps({"pid": proc.pid, "url": url}))
+    print(f"export FLYWHEEL_API_URL={url}")
+    print(f"[services] Data Flywheel API SIMULATOR on {url} (pid {proc.pid})", file=sys.stderr)
+
+
+def down() -> None:
+    state_file = STATE / "flywheel-api.json"
+    if not state_file.exists():
+        return
+    pid = json.loads(state_file.read_text())["pid"]
+    if alive(pid):
+        os.kill(pid, signal.SIGTERM)
+    state_file.unlink()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("action", choices=["up", "down"])
+    args = parser.parse_args()
+    up() if args.action == "up" else down()
+
+
+if __name__ == "__main__":
+    main()
