@@ -101,6 +101,18 @@ molecule: venv binaries ## molecule test for every scenario
 test: venv binaries lint sanity unit integration molecule ## everything CI runs
 	@echo "make test: all passed"
 
+.PHONY: bench
+bench: venv ## benchmarks (not tests): API requests spent waiting for flywheel jobs
+	$(PY) tests/bench/wait_requests.py
+
+.PHONY: report-screenshot
+report-screenshot: ## PNG of reports/local-cluster/report.html with Debian's headless chromium (run make demo first)
+	command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium; }
+	chromium --headless --no-sandbox --disable-gpu --disable-quic --no-first-run --disable-background-networking \
+	  --disable-component-update --disable-sync --user-data-dir=$$(mktemp -d) --window-size=1100,1000 \
+	  --screenshot=reports/local-cluster/report.png file://$(CURDIR)/reports/local-cluster/report.html
+	@echo "screenshot: reports/local-cluster/report.png"
+
 .PHONY: clean
 clean: cluster-down ## remove the venv and local caches of this checkout (not the binary cache)
 	rm -rf $(VENV) .collections .cache tests/output .pytest_cache

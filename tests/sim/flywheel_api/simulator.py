@@ -38,6 +38,7 @@ class State:
         nims: list[str] | None = None,
         cancel_delay: float | None = None,
         delete_delay: float | None = None,
+        clock=time.monotonic,
     ):
         self.lock = threading.Lock()
         self.unit = unit_seconds
@@ -47,12 +48,13 @@ class State:
         self.workloads: dict[str, dict] = {}
         self.jobs: list[dict] = []  # in creation order
         self.counter = 0
-        self.mono0 = time.monotonic()
+        self.clock = clock  # injectable: the benchmark runs the timeline on a virtual clock
+        self.mono0 = clock()
         self.wall0 = dt.datetime.now(dt.timezone.utc)
 
     # ---------------------------------------------------------------- time
     def now(self) -> float:
-        return time.monotonic() - self.mono0
+        return self.clock() - self.mono0
 
     def iso(self, t: float | None) -> str | None:
         return None if t is None else (self.wall0 + dt.timedelta(seconds=t)).isoformat()
