@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Benchmark: how many API requests does waiting for flywheel jobs cost? (`make bench`)
 
 Runs the real FlywheelClient.wait against the Data Flywheel API simulator over loopback, with
@@ -38,7 +37,7 @@ def one_job(length: float) -> tuple[int, float]:
     sim = start(unit_seconds=unit, clock=clock)
     try:
         client = FlywheelClient(RestClient(sim.url), sleep=clock.sleep, clock=clock)
-        job_id, _ = client.create_job("bench", "one")
+        job_id, _attempts = client.create_job("bench", "one")
         before = client.rest.requests_made
         client.wait([job_id], timeout=length * 10, sleep_cap=30)
         return client.rest.requests_made - before, clock.t - length
