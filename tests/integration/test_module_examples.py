@@ -1,0 +1,65 @@
+"""The EXAMPLES of the flywheel modules run, as written, against the API simulator."""
+
+from __future__ import annotations
+
+import ast
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from tests.integration.flywheel_sim import control
+from tests.sim.flywheel_api.simulator import start
+
+ROOT = Path(__file__).resolve().parents[2]
+MODULES = ["flywheel_job", "flywheel_job_info"]
+
+
+def examples(module: str) -> list[dict]:
+    tree = ast.parse((ROOT / "plugins" / "modules" / f"{module}.py").read_text())
+    text = next(n.value.value for n in tree.body if isinstance(n, ast.Assign) and n.targets[0].id == "EXAMPLES")
+    return yaml.safe_load(text)
+
+
+def test_examples_run(tmp_path):
+    sim = start(unit_seconds=0.1)
+    try:
+        tasks = [t for m in MODULES for t in examples(m)]
+        assert len(tasks) >= 6
+        text = yaml.safe_dump(tasks).replace("http://df-api.data-flywheel.svc:8000", sim.url)
+        playbook = tmp_path / "examples.yml"
+        playbook.write_text(
+            yaml.safe_dump(
+                [
+                    {
+                        "hosts": "localhost",
+                        "gather_facts": False,
+                        "vars": {"flywheel_api_url": sim.url},
+                        "tasks": yaml.safe_load(text),
+                    }
+                ]
+            )
+        )
+        env = {
+            **os.environ,
+            "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
+            "ANSIBLE_LOCALHOST_WARNING": "false",
+            "ANSIBLE_INVENTORY_UNPARSED_WARNING": "false",
+        }
+        proc = subprocess.run(
+            [str(Path(sys.executable).parent / "ansible-playbook"), str(playbook)],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=ROOT,
+            check=False,
+        )
+        assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+        assert "failed=0" in proc.stdout
+        # the examples started aiva-1 and then deleted it again
+        assert control(sim, "/_sim/stats").get("POST /api/jobs") == 1
+        assert control(sim, "/_sim/jobs")["jobs"] == []
+    finally:
+        sim.shutdown()
