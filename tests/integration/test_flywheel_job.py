@@ -34,6 +34,7 @@ def test_start_wait_complete_and_rerun_reuses(sim):
     slow(sim)
     first = job(sim, workload_id="aiva-1", client_id="dev")
     assert first["changed"] is True and first["attempts"] == 1
+    assert first["job"]["status"] in ("pending", "running")  # POST said "queued"; the API stores "pending"
     rerun = job(sim, workload_id="aiva-1", client_id="dev")  # still pending/running: reused
     assert rerun["changed"] is False and rerun["job"]["id"] == first["job"]["id"]
     done = job(sim, workload_id="aiva-1", client_id="dev", job_id=first["job"]["id"], wait=True)

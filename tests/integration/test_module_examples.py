@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import json
 import os
 import subprocess
 import sys
@@ -63,3 +64,22 @@ def test_examples_run(tmp_path):
         assert control(sim, "/_sim/jobs")["jobs"] == []
     finally:
         sim.shutdown()
+
+
+def test_ansible_doc_renders_every_option():
+    env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")}
+    for module in MODULES:
+        proc = subprocess.run(
+            [str(Path(sys.executable).parent / "ansible-doc"), "--json", f"dataflywheel.blueprint.{module}"],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=ROOT,
+            check=False,
+        )
+        assert proc.returncode == 0, proc.stderr
+        doc = json.loads(proc.stdout)[f"dataflywheel.blueprint.{module}"]
+        options = doc["doc"]["options"]
+        for name in ("api_url", "api_token", "ca_path", "validate_certs", "wait", "wait_timeout", "wait_sleep"):
+            assert options[name]["description"], f"{module}.{name}"
+        assert doc["examples"].strip() and doc["return"]
