@@ -32,7 +32,7 @@ def chart_svg(summaries, width=900, bar_height=260):
     groups = []
     for summary in summaries or []:
         for nim in summary.get("nims") or []:
-            label = "%s / %s" % (summary.get("workload_id"), nim.get("model_name"))
+            label = "%s %s" % (summary.get("client_id"), str(nim.get("model_name")).rsplit("/", 1)[-1])
             groups.append((label, dict((t, headline_score((nim.get("scores") or {}).get(t))) for t in EVAL_TYPES)))
     left, top, bottom = 150, 30, 120
     height = top + bar_height + bottom

@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture
 def sim():
     server = start(unit_seconds=0.1)
-    control(server, "/_sim/config", {"workloads": {"aiva-1": {"records": 300}, "aiva-3": {"records": 1000}}})
+    control(server, "/_sim/config", {"workloads": {"pa/aiva-1": {"records": 300}, "pa/aiva-3": {"records": 1000}}})
     yield server
     server.shutdown()
 
@@ -62,22 +62,22 @@ def recap(proc) -> dict:
 
 
 def test_run_report_and_rerun_starts_nothing(tmp_path, sim):
-    jobs = [{"workload_id": "aiva-1", "client_id": "t"}, {"workload_id": "aiva-3", "client_id": "t"}]
+    jobs = [{"workload_id": "pa", "client_id": "aiva-1"}, {"workload_id": "pa", "client_id": "aiva-3"}]
     first, artifacts = play(tmp_path, sim, jobs)
     assert first.returncode == 0, first.stdout[-3000:]
-    assert re.search(r"\[\d+s\] aiva-1 t ", first.stdout), "progress lines are printed while waiting"
+    assert re.search(r"\[\d+s\] pa aiva-1 ", first.stdout), "progress lines are printed while waiting"
     report = json.loads((artifacts / "report.json").read_text())
     assert [j["status"] for j in report["jobs"]] == ["completed", "completed"]
     html = (artifacts / "report.html").read_text()
     assert html.count('class="bar customized-eval"') == 4 and "<svg" in html
     # the story of the seeds: more records, better customized scores
     scores = {
-        (r["workload_id"], r["model"]): r["function_name_and_args_accuracy"]
+        (r["client_id"], r["model"]): r["function_name_and_args_accuracy"]
         for r in report["table"]
         if r["eval_type"] == "customized-eval"
     }
     assert scores[("aiva-3", "meta/llama-3.2-1b-instruct")] > scores[("aiva-1", "meta/llama-3.2-1b-instruct")]
-    assert "| aiva-3 | t | meta/llama-3.2-3b-instruct | customized-eval |" in (artifacts / "report.md").read_text()
+    assert "| pa | aiva-3 | meta/llama-3.2-3b-instruct | customized-eval |" in (artifacts / "report.md").read_text()
 
     second, _artifacts = play(tmp_path, sim, jobs)
     assert second.returncode == 0 and recap(second)["changed"] == 0

@@ -4,8 +4,8 @@
     services.py up      start the Data Flywheel API simulator (loopback), print `export FLYWHEEL_API_URL=...`
     services.py down    stop it
 
-The demo's workloads are configured as in the seeds' walkthrough: aiva-1, aiva-2 and aiva-3 with
-300, 500 and 1000 records, so scores improve with more data.
+The demo is the seeds' walkthrough: workload primary_assistant for clients aiva-1, aiva-2 and
+aiva-3 with 300, 500 and 1000 records, so scores improve with more data.
 """
 
 from __future__ import annotations
@@ -28,7 +28,11 @@ CACHE = Path(
 STATE = CACHE / "services"
 DEMO = {
     "unit_seconds": 0.5,
-    "workloads": {"aiva-1": {"records": 300}, "aiva-2": {"records": 500}, "aiva-3": {"records": 1000}},
+    "workloads": {
+        "primary_assistant/aiva-1": {"records": 300},
+        "primary_assistant/aiva-2": {"records": 500},
+        "primary_assistant/aiva-3": {"records": 1000},
+    },
 }
 
 
@@ -40,12 +44,27 @@ def alive(pid: int) -> bool:
     return True
 
 
+def configure(url: str) -> None:
+    """(Re)apply the demo's workloads; the simulator answers within a few tries after start."""
+    body = json.dumps(DEMO).encode()
+    req = urllib.request.Request(url + "/_sim/config", data=body, headers={"Content-Type": "application/json"})
+    for attempt in range(50):
+        try:
+            urllib.request.urlopen(req, timeout=5).read()  # noqa: S310 - loopback simulator
+            return
+        except OSError:
+            if attempt == 49:
+                raise
+            time.sleep(0.1)
+
+
 def up() -> None:
     STATE.mkdir(parents=True, exist_ok=True)
     state_file = STATE / "flywheel-api.json"
     if state_file.exists():
         state = json.loads(state_file.read_text())
         if alive(state["pid"]):
+            configure(state["url"])
             print(f"export FLYWHEEL_API_URL={state['url']}")
             return
     log = open(STATE / "flywheel-api.log", "w")  # noqa: SIM115 - handed to the child process
@@ -71,14 +90,7 @@ def up() -> None:
     url = line.rsplit(" ", 1)[-1]
     if not url.startswith("http://127.0.0.1:"):
         raise SystemExit(f"the Data Flywheel API simulator did not start: {line!r}; see {STATE}/flywheel-api.log")
-    body = json.dumps(DEMO).encode()
-    req = urllib.request.Request(url + "/_sim/config", data=body, headers={"Content-Type": "application/json"})
-    for _ in range(50):
-        try:
-            urllib.request.urlopen(req, timeout=5).read()  # noqa: S310 - loopback simulator
-            break
-        except OSError:
-            time.sleep(0.1)
+    configure(url)
     state_file.write_text(json.dumps({"pid": proc.pid, "url": url}))
     print(f"export FLYWHEEL_API_URL={url}")
     print(f"[services] Data Flywheel API SIMULATOR on {url} (pid {proc.pid})", file=sys.stderr)

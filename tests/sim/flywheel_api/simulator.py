@@ -10,7 +10,7 @@ per-NIM, evaluation and customization failures leave the job `completed`; a work
 cancels running jobs with "Cancelled by cleanup manager". No authentication, like upstream.
 
 Time is real: one timeline unit lasts `unit_seconds`. A job of n NIMs takes 2 + 4n units once it
-is the one running. Per-workload settings (`/_sim/config`): records (drives scores: more data,
+is the one running. Settings per workload or per "workload/client" (`/_sim/config`): records (drives scores: more data,
 better scores), workload type (tool_calling | generic), scenario (ok | job_failed | nim_failed |
 eval_failed | customization_failed | worker_restart).
 
@@ -59,9 +59,11 @@ class State:
     def iso(self, t: float | None) -> str | None:
         return None if t is None else (self.wall0 + dt.timedelta(seconds=t)).isoformat()
 
-    def workload(self, wid: str) -> dict:
+    def workload(self, job: dict) -> dict:
+        """Settings for a job: keyed "<workload_id>/<client_id>" or "<workload_id>" in /_sim/config."""
         base = {"records": 1000, "type": "tool_calling", "scenario": "ok"}
-        base.update(self.workloads.get(wid, {}))
+        base.update(self.workloads.get(job["workload_id"], {}))
+        base.update(self.workloads.get(f"{job['workload_id']}/{job['client_id']}", {}))
         return base
 
     # ---------------------------------------------------------------- timeline
@@ -69,7 +71,7 @@ class State:
         """Give every job its start and end on the single worker, in creation order."""
         free_at = 0.0
         for job in self.jobs:
-            wl = self.workload(job["workload_id"])
+            wl = self.workload(job)
             start = max(job["created"], free_at)
             cancel = job.get("cancel_at")
             if cancel is not None and cancel <= start:  # cancelled while still pending
@@ -89,7 +91,7 @@ class State:
             free_at = end
 
     def render(self, job: dict, now: float, detail: bool) -> dict:
-        wl = self.workload(job["workload_id"])
+        wl = self.workload(job)
         status, finished, error = "pending", None, None
         if job["end"] <= now:
             status, finished, error = job["outcome"], job["end"], job["error"]
@@ -122,7 +124,7 @@ class State:
     def datasets(self, job, now):
         if job["start"] is None or now < job["start"] + self.unit or job["outcome"] == "failed":
             return []
-        wl = self.workload(job["workload_id"])
+        wl = self.workload(job)
         stamp = int(job["created"] * 1000)
         return [
             {
