@@ -25,20 +25,29 @@ def control(server, path: str, body=None, method: str | None = None):
         return json.loads(resp.read())
 
 
+def ansible_env(extra: dict | None = None) -> dict:
+    return {
+        **os.environ,
+        "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
+        "ANSIBLE_LOCALHOST_WARNING": "false",
+        "ANSIBLE_INVENTORY_UNPARSED_WARNING": "false",
+        **(extra or {}),
+    }
+
+
+def run_playbook(playbook: Path, extra_vars: dict | None = None) -> subprocess.CompletedProcess:
+    cmd = [str(BIN / "ansible-playbook"), str(playbook)]
+    if extra_vars:
+        cmd += ["-e", json.dumps(extra_vars)]
+    return subprocess.run(cmd, capture_output=True, text=True, env=ansible_env(), cwd=ROOT, check=False)
+
+
 def run_module(module: str, args: dict, check: bool = False, env: dict | None = None) -> dict:
     """Run one module through ansible (ad-hoc, json callback) and return its result."""
     cmd = [str(BIN / "ansible"), "localhost", "-m", f"dataflywheel.blueprint.{module}", "-a", json.dumps(args)]
     if check:
         cmd.append("--check")
-    full_env = {
-        **os.environ,
-        "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
-        "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1",
-        "ANSIBLE_STDOUT_CALLBACK": "json",
-        "ANSIBLE_LOCALHOST_WARNING": "false",
-        "ANSIBLE_INVENTORY_UNPARSED_WARNING": "false",
-        **(env or {}),
-    }
+    full_env = ansible_env({"ANSIBLE_LOAD_CALLBACK_PLUGINS": "1", "ANSIBLE_STDOUT_CALLBACK": "json", **(env or {})})
     proc = subprocess.run(cmd, capture_output=True, text=True, env=full_env, cwd=ROOT, check=False)
     try:
         out = json.loads(proc.stdout)

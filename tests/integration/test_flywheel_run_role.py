@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.integration.flywheel_sim import control
+from tests.integration.flywheel_sim import control, run_playbook
 from tests.sim.flywheel_api.simulator import start
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -39,21 +37,7 @@ def play(tmp_path: Path, sim, jobs, **extra) -> tuple[subprocess.CompletedProces
         "flywheel_run_wait_sleep": 1,
         **extra,
     }
-    env = {
-        **os.environ,
-        "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
-        "ANSIBLE_LOCALHOST_WARNING": "false",
-        "ANSIBLE_INVENTORY_UNPARSED_WARNING": "false",
-    }
-    proc = subprocess.run(
-        [str(Path(sys.executable).parent / "ansible-playbook"), str(playbook), "-e", json.dumps(variables)],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        check=False,
-    )
-    return proc, artifacts
+    return run_playbook(playbook, variables), artifacts
 
 
 def recap(proc) -> dict:

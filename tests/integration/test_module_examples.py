@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import ast
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import yaml
 
-from tests.integration.flywheel_sim import control
+from tests.integration.flywheel_sim import ansible_env, control, run_playbook
 from tests.sim.flywheel_api.simulator import start
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -43,20 +42,7 @@ def test_examples_run(tmp_path):
                 ]
             )
         )
-        env = {
-            **os.environ,
-            "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
-            "ANSIBLE_LOCALHOST_WARNING": "false",
-            "ANSIBLE_INVENTORY_UNPARSED_WARNING": "false",
-        }
-        proc = subprocess.run(
-            [str(Path(sys.executable).parent / "ansible-playbook"), str(playbook)],
-            capture_output=True,
-            text=True,
-            env=env,
-            cwd=ROOT,
-            check=False,
-        )
+        proc = run_playbook(playbook)
         assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
         assert "failed=0" in proc.stdout
         # the examples started aiva-1 and then deleted it again
@@ -67,7 +53,7 @@ def test_examples_run(tmp_path):
 
 
 def test_ansible_doc_renders_every_option():
-    env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")}
+    env = ansible_env()
     for module in MODULES:
         proc = subprocess.run(
             [str(Path(sys.executable).parent / "ansible-doc"), "--json", f"dataflywheel.blueprint.{module}"],
