@@ -1,0 +1,192 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: dataflywheel.blueprint contributors
+# Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: platform_info
+short_description: Classify a Kubernetes cluster as OpenShift, HPE PCAI, Nutanix or vanilla
+version_added: "0.1.0"
+description:
+  - Reads the Kubernetes API only (discovery, CRDs, namespaces, nodes, storage classes,
+    CSI drivers, mutating webhooks, the EZUA cluster ConfigMap) and reports the platform and
+    the separate facts the remediations are selected by.
+  - Precedence is EZUA/PCAI markers, then OpenShift markers, then Nutanix Enterprise AI
+    markers, then vanilla. Nutanix storage and Istio are reported as separate facts, because
+    they occur on several platforms (OpenShift on Nutanix, Istio on vanilla).
+  - Read-only; never changes the cluster. Supports check mode.
+author:
+  - dataflywheel.blueprint maintainers (@dataflywheel)
+requirements:
+  - kubernetes >= 24.2.0 (Python client)
+options:
+  kubeconfig:
+    description:
+      - Path to a kubeconfig file. Falls back to E(K8S_AUTH_KUBECONFIG), then E(KUBECONFIG),
+        then the in-cluster service account, then C(~/.kube/config).
+    type: path
+  context:
+    description: Kubeconfig context to use. Falls back to E(K8S_AUTH_CONTEXT).
+    type: str
+  force:
+    description:
+      - Force the platform instead of detecting it. The detected platform and its signals are
+        still returned (RV(platform_info.detected_platform)). Empty or C(auto) detects.
+    type: str
+    choices: [auto, openshift, pcai, nutanix, vanilla, ""]
+    default: auto
+"""
+
+EXAMPLES = r"""
+- name: Detect the platform
+  dataflywheel.blueprint.platform_info:
+  register: platform
+
+- name: Show what was detected
+  ansible.builtin.debug:
+    msg: "{{ platform.platform_info.platform }} (signals: {{ platform.platform_info.signals }})"
+
+- name: Force the platform (e.g. an air-gapped cluster with trimmed discovery)
+  dataflywheel.blueprint.platform_info:
+    kubeconfig: /etc/dfw/kubeconfig
+    force: openshift
+  register: platform
+"""
+
+RETURN = r"""
+platform_info:
+  description: Platform facts.
+  returned: success
+  type: dict
+  contains:
+    platform:
+      description: The platform the remediations use (forced or detected).
+      type: str
+      sample: openshift
+    detected_platform:
+      description: What the API says, even when forced.
+      type: str
+      sample: openshift
+    forced:
+      description: Whether O(force) overrode detection.
+      type: bool
+    signals:
+      description: The API markers that decided the platform.
+      type: list
+      elements: str
+      sample: ["api group security.openshift.io", "node label node.openshift.io/os_id"]
+    openshift:
+      description: C(present), C(version) (ClusterVersion), C(service_mesh) (C(ossm2), C(ossm3) or null).
+      type: dict
+    pcai:
+      description: C(present) and C(cluster_domain) read from ConfigMap C(ezua-system/ezua-cluster-config).
+      type: dict
+    nutanix_ai:
+      description: C(present) (Nutanix Enterprise AI markers) and C(signals).
+      type: dict
+    nutanix_storage:
+      description: C(present), C(storage_classes) with provisioner C(csi.nutanix.com), C(csi_driver).
+      type: dict
+    istio:
+      description: C(present), C(signals), C(injected_namespaces) (label C(istio-injection=enabled) or C(istio.io/rev)).
+      type: dict
+    kyverno:
+      description: Whether the C(kyverno.io) API group is served.
+      type: bool
+    mutating_admission_policy:
+      description: The best served MutatingAdmissionPolicy API version, or null.
+      type: str
+      sample: admissionregistration.k8s.io/v1beta1
+    gpu_nodes:
+      description: Nodes with C(nvidia.com/gpu) capacity or a GPU-present label (C(name), C(gpus)).
+      type: list
+      elements: dict
+    storage_classes:
+      description: Every StorageClass (C(name), C(provisioner), C(default), C(parameters)).
+      type: list
+      elements: dict
+    operators:
+      description: C(gpu_operator), C(nim_operator), C(nemo_operator), C(volcano), C(kyverno), C(olm) booleans.
+      type: dict
+    server_version:
+      description: Kubernetes server C(major.minor).
+      type: str
+      sample: "1.34"
+    native_sidecars:
+      description: Server is 1.29 or newer (SidecarContainers on by default).
+      type: bool
+"""
+
+import os
+import traceback
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+try:
+    from kubernetes import client as k8s_client
+    from kubernetes import config as k8s_config
+    from kubernetes.client.rest import ApiException
+
+    HAS_K8S = True
+    K8S_IMPORT_ERROR = None
+except ImportError:
+    HAS_K8S = False
+    K8S_IMPORT_ERROR = traceback.format_exc()
+
+from ansible_collections.dataflywheel.blueprint.plugins.module_utils.platform import (
+    PlatformError,
+    classify,
+    gather,
+)
+
+
+def _client(module):
+    kubeconfig = module.params["kubeconfig"] or os.environ.get("K8S_AUTH_KUBECONFIG") or os.environ.get("KUBECONFIG")
+    context = module.params["context"] or os.environ.get("K8S_AUTH_CONTEXT")
+    if kubeconfig:
+        if not os.path.exists(kubeconfig):
+            module.fail_json(
+                msg="platform_info: kubeconfig %s does not exist; set kubeconfig or "
+                "K8S_AUTH_KUBECONFIG to a readable file" % kubeconfig
+            )
+        return k8s_config.new_client_from_config(config_file=kubeconfig, context=context)
+    try:
+        k8s_config.load_incluster_config()
+        return k8s_client.ApiClient()
+    except k8s_config.ConfigException:
+        return k8s_config.new_client_from_config(context=context)
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            kubeconfig=dict(type="path"),
+            context=dict(type="str"),
+            force=dict(type="str", default="auto", choices=["auto", "openshift", "pcai", "nutanix", "vanilla", ""]),
+        ),
+        supports_check_mode=True,
+    )
+    if not HAS_K8S:
+        module.fail_json(msg=missing_required_lib("kubernetes"), exception=K8S_IMPORT_ERROR)
+    try:
+        api = _client(module)
+        facts = classify(gather(api), force=module.params["force"])
+    except PlatformError as exc:
+        module.fail_json(msg=str(exc))
+    except ApiException as exc:
+        module.fail_json(
+            msg="platform_info: the Kubernetes API answered %s %s while reading discovery data; "
+            "check the credentials can list namespaces, nodes, CRDs and storage classes" % (exc.status, exc.reason)
+        )
+    except Exception as exc:  # connection refused, bad kubeconfig: report, no traceback
+        module.fail_json(msg="platform_info: cannot read the Kubernetes API: %s" % exc)
+    module.exit_json(changed=False, platform_info=facts)
+
+
+if __name__ == "__main__":
+    main()
