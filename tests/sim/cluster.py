@@ -35,7 +35,8 @@ CACHE = Path(
     os.environ.get("DFW_CACHE_DIR")
     or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "dataflywheel-blueprint"
 )
-STATE = CACHE / "clusters"
+# DFW_CLUSTERS_DIR keeps one checkout's clusters apart from another's (parallel work trees).
+STATE = Path(os.environ.get("DFW_CLUSTERS_DIR") or CACHE / "clusters")
 
 
 def versions() -> dict[str, str]:
