@@ -238,6 +238,72 @@ def apply_profile(profile: str) -> None:
             kubectl(profile, *args)
 
 
+# A new MutatingAdmissionPolicy is accepted at once but enforced only after the API server has
+# loaded it and the schema of the CRD it mutates; until then requests fail or pass unmutated.
+# Each probe is a server-side dry run that must come back mutated before the cluster counts as up.
+ADMISSION_PROBES = {
+    "openshift": [
+        {
+            "what": "Route host defaulting (dfw-sim-route-host)",
+            "namespace": "default",
+            "object": {
+                "apiVersion": "route.openshift.io/v1",
+                "kind": "Route",
+                "metadata": {"name": "dfw-sim-probe", "namespace": "default"},
+                "spec": {"to": {"kind": "Service", "name": "probe"}},
+            },
+            "jsonpath": "{.spec.host}",
+        }
+    ],
+    "pcai": [
+        {
+            "what": "Istio sidecar injection (dfw-sim-istio-sidecar-injector)",
+            # kept between runs: a namespace being deleted would refuse the probe Pod
+            "namespace": "dfw-sim-admission-probe",
+            "namespace_labels": {"istio-injection": "enabled"},
+            "object": {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {"name": "dfw-sim-probe", "namespace": "dfw-sim-admission-probe"},
+                "spec": {"containers": [{"name": "probe", "image": "probe"}]},
+            },
+            "jsonpath": "{.metadata.annotations.sidecar\\.istio\\.io/status}",
+        }
+    ],
+}
+
+
+def wait_admission_policies(profile: str, timeout: float = 90) -> None:
+    for probe in ADMISSION_PROBES.get(profile, []):
+        namespace = probe["namespace"]
+        if probe.get("namespace_labels"):
+            ns = {
+                "apiVersion": "v1",
+                "kind": "Namespace",
+                "metadata": {"name": namespace, "labels": probe["namespace_labels"]},
+            }
+            kubectl(profile, "apply", "--server-side", "--field-manager=dfw-sim-probe", "-f", "-", stdin=json.dumps(ns))
+        deadline = time.monotonic() + timeout
+        while True:
+            proc = kubectl(
+                profile,
+                "create",
+                "--dry-run=server",
+                "-o",
+                f"jsonpath={probe['jsonpath']}",
+                "-f",
+                "-",
+                check=False,
+                stdin=json.dumps(probe["object"]),
+            )
+            if proc.returncode == 0 and proc.stdout.strip():
+                break
+            if time.monotonic() > deadline:
+                last = (proc.stderr or "the object was admitted without the mutation").strip()
+                raise SystemExit(f"[cluster] {probe['what']} did not take effect in {timeout:.0f}s: {last}")
+            time.sleep(1)
+
+
 def emulator_pidfile(profile: str) -> Path:
     return STATE / f"{cluster_name(profile)}.emulators.pid"
 
@@ -333,6 +399,7 @@ def up(profile: str) -> None:
         create(profile)
         apply_profile(profile)
         marker(profile).write_text(json.dumps({"profile": profile, "digest": digest}))
+    wait_admission_policies(profile)
     start_emulators(profile)
     wait_nodes(profile)
     log(f"cluster {name} is ready (profile {profile})")

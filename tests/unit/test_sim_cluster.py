@@ -108,3 +108,39 @@ def test_uid_range_left_alone_when_present_or_terminating():
     emu.annotate_namespace(core, ns("has", {emu.UID_ANN: "1000000000/10000"}), set())
     emu.annotate_namespace(core, ns("gone", phase="Terminating"), set())
     assert core.patches == []
+
+
+def test_admission_probe_retries_until_the_policy_mutates(cluster, monkeypatch):
+    answers = iter(["", "", "r-default.apps.example"])  # the first dry runs come back unmutated
+    calls = []
+
+    def fake_kubectl(profile, *args, check=True, stdin=None):
+        calls.append(args)
+        out = next(answers) if args[0] == "create" else ""
+        return SimpleNamespace(returncode=0, stdout=out, stderr="")
+
+    monkeypatch.setattr(cluster, "kubectl", fake_kubectl)
+    monkeypatch.setattr(cluster.time, "sleep", lambda s: None)
+    cluster.wait_admission_policies("openshift", timeout=30)
+    dry_runs = [c for c in calls if c[0] == "create"]
+    assert len(dry_runs) == 3 and "--dry-run=server" in dry_runs[0]
+
+
+def test_admission_probe_times_out_naming_the_policy(cluster, monkeypatch):
+    def fake_kubectl(profile, *args, check=True, stdin=None):
+        if args[0] == "create":
+            return SimpleNamespace(returncode=1, stdout="", stderr="policy dfw-sim-istio-sidecar-injector: not ready")
+        return SimpleNamespace(returncode=0, stdout="", stderr="")
+
+    clock = iter(range(0, 1000, 10))
+    monkeypatch.setattr(cluster, "kubectl", fake_kubectl)
+    monkeypatch.setattr(cluster.time, "sleep", lambda s: None)
+    monkeypatch.setattr(cluster.time, "monotonic", lambda: next(clock))
+    with pytest.raises(SystemExit) as err:
+        cluster.wait_admission_policies("pcai", timeout=30)
+    assert "Istio sidecar injection" in str(err.value) and "not ready" in str(err.value)
+
+
+def test_profiles_without_admission_policies_need_no_probe(cluster, monkeypatch):
+    monkeypatch.setattr(cluster, "kubectl", lambda *a, **k: pytest.fail("no probe expected on vanilla"))
+    cluster.wait_admission_policies("vanilla")
