@@ -285,16 +285,20 @@ def read_jsonl(path):
                 yield number, LogsError("not valid JSON (%s)" % err)
 
 
-def doc_id(doc):
+def canonical(doc):
+    """The record as canonical JSON (sorted keys, no spaces): what is hashed and what is sent."""
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def doc_id(doc, text=None):
     """A document id from the record's content: the same record always gets the same id, so
-    loading a file again creates nothing. Canonical JSON (sorted keys), SHA-256."""
-    canonical = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    loading a file again creates nothing. SHA-256 of the canonical JSON."""
+    return hashlib.sha256((text or canonical(doc)).encode("utf-8")).hexdigest()
 
 
 def prepare(entries, workload_id=None, client_id=None, max_records=None, label="line"):
     """Validate (number, record) pairs and apply the overrides. Returns (docs, errors) where docs
-    is [(number, id, document)] in input order without in-input duplicates, and errors is
+    is [(number, id, canonical JSON)] in input order without in-input duplicates, and errors is
     [{label: number, field, message}]. Nothing is sent when errors is not empty."""
     docs, errors, seen = [], [], set()
     taken = 0
@@ -314,11 +318,12 @@ def prepare(entries, workload_id=None, client_id=None, max_records=None, label="
             doc["workload_id"] = workload_id
         if client_id:
             doc["client_id"] = client_id
-        ident = doc_id(doc)
+        text = canonical(doc)
+        ident = doc_id(doc, text)
         if ident in seen:
             continue
         seen.add(ident)
-        docs.append((number, ident, doc))
+        docs.append((number, ident, text))
     return docs, errors
 
 
@@ -499,7 +504,7 @@ class SearchClient:
         return set(d["_id"] for d in (data or {}).get("docs", []) if d.get("found"))
 
     def bulk_create(self, index, docs, batch_size=500, on_batch=None):
-        """Send [(number, id, doc)] with the Bulk API as `create` actions, `batch_size` per
+        """Send [(number, id, canonical JSON or dict)] with the Bulk API as `create` actions, `batch_size` per
         request. An id already present answers 409 and counts as existing (nothing changes).
         Returns {created, existing, batches, failed: [{number, id, status, error}]}."""
         stats = {"created": 0, "existing": 0, "batches": 0, "failed": []}
@@ -508,7 +513,7 @@ class SearchClient:
             lines = []
             for _number, ident, doc in batch:
                 lines.append(json.dumps({"create": {"_index": index, "_id": ident}}))
-                lines.append(json.dumps(doc, separators=(",", ":"), ensure_ascii=False))
+                lines.append(doc if isinstance(doc, str) else canonical(doc))
             payload = ("\n".join(lines) + "\n").encode("utf-8")
             data = self.request("POST", "/_bulk", ndjson=payload)[1] or {}
             stats["batches"] += 1
@@ -564,6 +569,26 @@ class SearchClient:
         total = total.get("value", 0) if isinstance(total, dict) else int(total or 0)
         rows.sort(key=lambda r: (r["workload_id"], r["client_id"]))
         return total, rows
+
+
+def load_docs(client, index, docs, batch_size=500, index_is_new=False, check_mode=False, refresh=True):
+    """Load prepared docs [(number, id, canonical JSON)] into `index`. Ids an existing index
+    already has are looked up first (ids only, one _mget per batch) and not sent again, so a
+    rerun costs a few small requests; the rest goes through the Bulk API as `create` (a record
+    that appeared meanwhile answers 409 and counts as existing). In check mode nothing is
+    written and `created` is what would be. Returns {created, existing, batches, failed}."""
+    known = set()
+    if not index_is_new:
+        for start in range(0, len(docs), batch_size):
+            known |= client.existing_ids(index, [ident for _n, ident, _t in docs[start : start + batch_size]])
+    todo = [d for d in docs if d[1] not in known]
+    if check_mode:
+        return {"created": len(todo), "existing": len(known), "batches": 0, "failed": []}
+    stats = client.bulk_create(index, todo, batch_size=batch_size)
+    stats["existing"] += len(known)
+    if stats["created"] and refresh:
+        client.refresh(index)
+    return stats
 
 
 def mapping_problems(mapping):

@@ -146,7 +146,7 @@ deleted:
   returned: when O(state=absent)
   type: int
 batches:
-  description: Bulk API requests sent.
+  description: Bulk API requests sent (records already in the index are found by id first and not sent).
   returned: when O(state=present)
   type: int
 errors:
@@ -168,6 +168,7 @@ from ansible_collections.dataflywheel.blueprint.plugins.module_utils.flywheel_lo
     client_from,
     connection_args,
     format_errors,
+    load_docs,
     mapping_problems,
     prepare,
     read_jsonl,
@@ -208,18 +209,7 @@ def present(module, client):
     index = p["index"]
     created_index = ensure_index(module, client, index)
     result = dict(index=index, index_created=created_index, records=len(docs), batches=0)
-    if module.check_mode:
-        existing = 0
-        if not created_index:
-            for start in range(0, len(docs), p["batch_size"]):
-                ids = [ident for _n, ident, _d in docs[start : start + p["batch_size"]]]
-                existing += len(client.existing_ids(index, ids))
-        result.update(created=len(docs) - existing, existing=existing)
-        result["changed"] = created_index or result["created"] > 0
-        return result
-    stats = client.bulk_create(index, docs, batch_size=p["batch_size"])
-    if stats["created"] and p["refresh"]:
-        client.refresh(index)
+    stats = load_docs(client, index, docs, p["batch_size"], created_index, module.check_mode, p["refresh"])
     result.update(created=stats["created"], existing=stats["existing"], batches=stats["batches"])
     result["changed"] = created_index or stats["created"] > 0
     if stats["failed"]:

@@ -111,7 +111,8 @@ def test_prepare_applies_overrides_limits_and_drops_in_input_duplicates():
     entries = list(enumerate(records + [records[0]], 1))
     docs, errors = fl.prepare(entries, client_id="aiva-9")
     assert errors == [] and len(docs) == 5
-    assert all(d["client_id"] == "aiva-9" for _n, _i, d in docs)
+    assert all(json.loads(text)["client_id"] == "aiva-9" for _n, _i, text in docs)
+    assert all(ident == fl.doc_id(json.loads(text)) for _n, ident, text in docs)
     assert records[0]["client_id"] == "aiva-1", "the input is not changed"
     docs, _errors = fl.prepare(entries, max_records=2)
     assert [n for n, _i, _d in docs] == [1, 2]

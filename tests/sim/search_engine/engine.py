@@ -79,7 +79,6 @@ class SearchEngine:
             f"-Xms{self.heap}",
             f"-Xmx{self.heap}",
             "-XX:+UseSerialGC",  # one GC thread: the machine may have 2 cores shared with others
-            "-XX:TieredStopAtLevel=1",  # faster start, enough for tests
             "-Djava.awt.headless=true",
             "-Dlog4j2.formatMsgNoLookups=true",
             "-cp",
