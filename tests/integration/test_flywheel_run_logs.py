@@ -111,3 +111,27 @@ def test_invalid_log_file_stops_the_run_before_any_job(tmp_path, sim, search_eng
     assert proc.returncode != 0
     assert "line 2: response.choices: must be a non-empty list" in proc.stdout
     assert control(sim, "/_sim/stats").get("total", 0) == 0
+
+
+def test_without_the_check_the_flywheel_fails_the_job_itself(tmp_path, search_engine):
+    """What the check saves: the API simulator, given the real index (--es-url), counts the job's
+    records there and fails it with the flywheel's own message, after the job was started."""
+    index = f"flywheel-run-{uuid.uuid4().hex[:8]}"
+    sim = start(unit_seconds=0.1, es_url=search_engine.url, es_index=index)
+    try:
+        path = str(write(tmp_path / "aiva.jsonl", 30))
+        proc = play(
+            tmp_path,
+            sim,
+            search_engine,
+            index,
+            [{"workload_id": "pa", "client_id": "aiva-1"}],
+            [{"path": path, "workload_id": "pa", "client_id": "aiva-1"}],
+            flywheel_run_check_records=False,
+        )
+        assert proc.returncode != 0
+        assert "Record check skipped: flywheel_run_check_records is false" in " ".join(proc.stdout.split())
+        assert len(control(sim, "/_sim/jobs")["jobs"]) == 1  # started, then failed in the flywheel
+        assert "A minimum of 50 records is required, but only 30 were found." in proc.stdout
+    finally:
+        sim.shutdown()

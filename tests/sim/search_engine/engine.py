@@ -151,24 +151,24 @@ def state_dir(name: str) -> Path:
     return CACHE / "search-engine" / "run" / name
 
 
-def up(name: str) -> None:
+def up(name: str) -> str:
+    """Start engine `name` in the background unless it runs; its URL."""
     state = state_dir(name)
     state_file = state / "engine.json"
     if state_file.exists():
         info = json.loads(state_file.read_text())
         if alive(info["pid"]):
-            print(f"export FLYWHEEL_ES_URL={info['url']}")
-            return
+            return info["url"]
     engine = SearchEngine(state)
     started = time.monotonic()
     url = engine.start(detach=True)
     state_file.write_text(json.dumps({"pid": engine.proc.pid, "url": url}))
-    print(f"export FLYWHEEL_ES_URL={url}")
     print(
         f"[search-engine] OpenSearch {version()} (real) on {url}, pid {engine.proc.pid}, "
         f"ready in {time.monotonic() - started:.0f} s; log {engine.log_path}",
         file=sys.stderr,
     )
+    return url
 
 
 def down(name: str) -> None:
@@ -200,7 +200,7 @@ def main() -> None:
     if args.action == "build":
         build()
     elif args.action == "up":
-        up(args.name)
+        print(f"export FLYWHEEL_ES_URL={up(args.name)}")
     elif args.action == "down":
         down(args.name)
     else:
