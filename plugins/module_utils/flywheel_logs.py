@@ -68,6 +68,10 @@ ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(
 MAX_EPOCH_SECONDS = 253402300799  # 9999-12-31T23:59:59Z
 RETRYABLE_STATUS = (429, 500, 502, 503, 504)
 MAX_REPORTED_ERRORS = 1000
+AUTH_HINTS = {
+    401: " (credentials missing or refused: set es_username/es_password or es_api_key)",
+    403: " (the credentials lack a privilege on the index: creating it, writing, or reading)",
+}
 
 
 class LogsError(Exception):
@@ -431,8 +435,9 @@ class SearchClient:
             except Exception:  # noqa: BLE001 - a broken error body must not hide the status
                 raw = b""
             parsed = _parse(raw)
+            hint = AUTH_HINTS.get(err.code, "")
             raise LogsError(
-                "%s %s returned HTTP %s: %s" % (method, url, err.code, describe_error(parsed, raw, err.code)),
+                "%s %s returned HTTP %s: %s%s" % (method, url, err.code, describe_error(parsed, raw, err.code), hint),
                 status=err.code,
             ) from None
         except (URLError, socket.timeout, HTTPException, ConnectionError, OSError) as err:

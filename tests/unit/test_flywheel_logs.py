@@ -207,6 +207,7 @@ def test_errors_carry_elasticsearchs_reason_and_no_credentials(recorder):
     with pytest.raises(fl.LogsError) as err:
         client(recorder, username="elastic", password="s3cret-pw").count("flywheel")
     assert err.value.status == 401 and "security_exception: missing authentication credentials" in str(err.value)
+    assert "set es_username/es_password or es_api_key" in str(err.value)
     assert "s3cret-pw" not in str(err.value)
 
 
