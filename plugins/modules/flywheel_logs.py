@@ -45,7 +45,7 @@ options:
     default: present
   path:
     description:
-      - JSONL file, one record per line, on the host the module runs on. The O(flywheel_clusters)
+      - JSONL file, one record per line, on the host the module runs on. The C(flywheel_clusters)
         hosts of this collection use a local connection, so that is the Ansible controller.
       - Mutually exclusive with O(records).
     type: path
