@@ -34,6 +34,14 @@ venv: $(VENV)/.installed .collections/ansible_collections/dataflywheel/blueprint
 binaries: ## build kube-apiserver, etcd, kwok, helm, helm-diff from the Go modules (cached)
 	bash tests/sim/build-binaries.sh all
 
+.PHONY: search-engine
+search-engine: ## build the tests' search engine: OpenSearch from Maven Central (cached; tests/sim/search_engine)
+	bash tests/sim/search_engine/build.sh
+
+.PHONY: sample-logs
+sample-logs: venv ## write N realistic tool-calling log records: make sample-logs N=1000 OUT=logs.jsonl
+	$(PY) tests/sim/sample_logs.py --records $(or $(N),1000) --output $(or $(OUT),sample-logs.jsonl)
+
 .PHONY: cluster-up
 cluster-up: venv binaries ## start the local cluster: make cluster-up PROFILE=vanilla|openshift|pcai|nutanix
 	$(PY) tests/sim/cluster.py up --profile $(PROFILE)
@@ -53,7 +61,7 @@ cluster-status: ## list local clusters
 
 # ---------------------------------------------------------------- demo
 .PHONY: demo
-demo: venv binaries ## bring up the local cluster and simulators, run site.yml against inventories/local
+demo: venv binaries search-engine ## bring up the local cluster and simulators, run site.yml against inventories/local
 	@started=$$(date +%s); \
 	$(PY) tests/sim/cluster.py up --profile $(PROFILE) >/dev/null && \
 	eval "$$($(PY) tests/sim/cluster.py env --profile $(PROFILE))" && \
@@ -90,7 +98,7 @@ unit: venv ## pytest: unit tests (no cluster)
 	$(BIN)/pytest tests/unit -q
 
 .PHONY: integration
-integration: venv binaries ## pytest: tests against the local cluster and simulators
+integration: venv binaries search-engine ## pytest: tests against the local cluster and simulators
 	$(BIN)/pytest tests/integration -q
 
 .PHONY: molecule
@@ -102,8 +110,9 @@ test: venv binaries lint sanity unit integration molecule ## everything CI runs
 	@echo "make test: all passed"
 
 .PHONY: bench
-bench: venv ## benchmarks (not tests): API requests spent waiting for flywheel jobs
+bench: venv search-engine ## benchmarks (not tests): API requests spent waiting for flywheel jobs
 	$(PY) tests/bench/wait_requests.py
+	$(PY) tests/bench/bulk_load.py
 
 .PHONY: report-screenshot
 report-screenshot: ## PNG of reports/local-cluster/report.html with Debian's headless chromium (run make demo first)

@@ -18,6 +18,8 @@ from pathlib import Path
 import pytest
 from kubernetes import client, config
 
+from tests.sim.search_engine.engine import SearchEngine
+
 ROOT = Path(__file__).resolve().parents[2]
 LAUNCHER = ROOT / "tests" / "sim" / "cluster.py"
 _started: list[str] = []
@@ -91,3 +93,20 @@ def pytest_sessionfinish(session, exitstatus):
         return
     for profile in _started:
         _launcher("down", "--profile", profile)
+
+
+@pytest.fixture(scope="session")
+def search_engine(tmp_path_factory):
+    """A REAL search engine for the log-ingestion tests: OpenSearch from tests/sim/search_engine,
+    started once per session with its own data directory. TEST_ES_URL=<url> uses that engine
+    (for example an Elasticsearch 8) instead; `.url` is all the tests read."""
+    external = os.environ.get("TEST_ES_URL")
+    if external:
+        engine = SearchEngine(tmp_path_factory.mktemp("search-engine"))
+        engine.url = external.rstrip("/")
+        yield engine
+        return
+    engine = SearchEngine(tmp_path_factory.mktemp("search-engine"))
+    engine.start()
+    yield engine
+    engine.stop()

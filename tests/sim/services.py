@@ -1,11 +1,16 @@
 #!/usr/bin/env python3
-"""Start/stop the service SIMULATORS the local inventory uses (not the real services).
+"""Start/stop the services the local inventory uses: the service SIMULATORS (not the real
+services) and the REAL search engine that holds the flywheel's log index.
 
-    services.py up      start the Data Flywheel API simulator (loopback), print `export FLYWHEEL_API_URL=...`
-    services.py down    stop it
+    services.py up      start the search engine (OpenSearch, tests/sim/search_engine) and the Data
+                        Flywheel API simulator (loopback), write the demo's log file, print
+                        `export FLYWHEEL_API_URL=... FLYWHEEL_ES_URL=... FLYWHEEL_DEMO_LOGS=...`
+    services.py down    stop them
 
 The demo is the seeds' walkthrough: workload primary_assistant for clients aiva-1, aiva-2 and
-aiva-3 with 300, 500 and 1000 records, so scores improve with more data.
+aiva-3 with 300, 500 and 1000 records, so scores improve with more data. The records are loaded
+by the run stage (flywheel_logs) from FLYWHEEL_DEMO_LOGS into the search engine, and the API
+simulator counts each job's records there.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))  # run as a script: make `tests.sim...` importable
 CACHE = Path(
     os.environ.get("DFW_CACHE_DIR")
     or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "dataflywheel-blueprint"
@@ -58,15 +64,37 @@ def configure(url: str) -> None:
             time.sleep(0.1)
 
 
+def search_engine() -> str:
+    """The demo's search engine (started once, kept running like the simulator); its URL."""
+    from tests.sim.search_engine import engine  # noqa: PLC0415 - only up/down need the JVM launcher
+
+    return engine.up("demo")
+
+
+def demo_logs() -> Path:
+    """One file of 1000 records; the run stage loads it as aiva-1/2/3 (first 300/500/1000)."""
+    from tests.sim.sample_logs import write  # noqa: PLC0415
+
+    path = STATE / "demo-logs" / "aiva_primary_assistant.jsonl"
+    if not path.exists():
+        write(path, 1000, workload_id="primary_assistant", client_id="aiva")
+    return path
+
+
 def up() -> None:
     STATE.mkdir(parents=True, exist_ok=True)
+    es_url = search_engine()
+    print(f"export FLYWHEEL_ES_URL={es_url}")
+    print(f"export FLYWHEEL_DEMO_LOGS={demo_logs()}")
     state_file = STATE / "flywheel-api.json"
     if state_file.exists():
         state = json.loads(state_file.read_text())
-        if alive(state["pid"]):
+        if alive(state["pid"]) and state.get("es_url") == es_url:
             configure(state["url"])
             print(f"export FLYWHEEL_API_URL={state['url']}")
             return
+        if alive(state["pid"]):  # started for another search engine
+            os.kill(state["pid"], signal.SIGTERM)
     log = open(STATE / "flywheel-api.log", "w")  # noqa: SIM115 - handed to the child process
     proc = subprocess.Popen(  # noqa: S603 - our own simulator
         [
@@ -78,6 +106,8 @@ def up() -> None:
             "0",
             "--unit-seconds",
             str(DEMO["unit_seconds"]),
+            "--es-url",
+            es_url,
         ],
         cwd=ROOT,
         stdout=subprocess.PIPE,
@@ -91,12 +121,15 @@ def up() -> None:
     if not url.startswith("http://127.0.0.1:"):
         raise SystemExit(f"the Data Flywheel API simulator did not start: {line!r}; see {STATE}/flywheel-api.log")
     configure(url)
-    state_file.write_text(json.dumps({"pid": proc.pid, "url": url}))
+    state_file.write_text(json.dumps({"pid": proc.pid, "url": url, "es_url": es_url}))
     print(f"export FLYWHEEL_API_URL={url}")
     print(f"[services] Data Flywheel API SIMULATOR on {url} (pid {proc.pid})", file=sys.stderr)
 
 
 def down() -> None:
+    from tests.sim.search_engine import engine  # noqa: PLC0415
+
+    engine.down("demo")
     state_file = STATE / "flywheel-api.json"
     if not state_file.exists():
         return

@@ -14,6 +14,11 @@ is the one running. Settings per workload or per "workload/client" (`/_sim/confi
 better scores), workload type (tool_calling | generic), scenario (ok | job_failed | nim_failed |
 eval_failed | customization_failed | worker_restart).
 
+With `--es-url` (a real Elasticsearch/OpenSearch holding the flywheel's log index) the records of a
+job are counted there when it is created, as the flywheel reads them, and a job below its
+data_split_config's min_total_records (default 50) or eval_size (default 100) fails with the
+flywheel's own message.
+
     python -m tests.sim.flywheel_api.simulator --port 8000 [--unit-seconds 1] [--tls-cert c --tls-key k]
 """
 
@@ -21,8 +26,11 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import threading
 import time
+import urllib.error
+import urllib.request
 
 from tests.sim.common.httpsim import SimHandler, serve
 
@@ -39,8 +47,12 @@ class State:
         cancel_delay: float | None = None,
         delete_delay: float | None = None,
         clock=time.monotonic,
+        es_url: str | None = None,
+        es_index: str = "flywheel",
     ):
         self.lock = threading.Lock()
+        self.es_url = es_url.rstrip("/") if es_url else None
+        self.es_index = es_index
         self.unit = unit_seconds
         self.nims = list(nims or DEFAULT_NIMS)
         self.cancel_delay = unit_seconds if cancel_delay is None else cancel_delay
@@ -64,7 +76,27 @@ class State:
         base = {"records": 1000, "type": "tool_calling", "scenario": "ok"}
         base.update(self.workloads.get(job["workload_id"], {}))
         base.update(self.workloads.get(f"{job['workload_id']}/{job['client_id']}", {}))
+        if job.get("records") is not None:  # counted in the log index (--es-url)
+            base["records"] = job["records"]
         return base
+
+    def count_records(self, workload_id: str, client_id: str) -> int:
+        """Records of a workload/client in the real log index, matched the way the flywheel does."""
+        query = {
+            "query": {"bool": {"must": [{"match": {"client_id": client_id}}, {"match": {"workload_id": workload_id}}]}}
+        }
+        req = urllib.request.Request(
+            f"{self.es_url}/{self.es_index}/_count",
+            data=json.dumps(query).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310 - loopback engine
+                return int(json.load(resp)["count"])
+        except urllib.error.HTTPError as err:
+            if err.code == 404:  # no index yet
+                return 0
+            raise
 
     # ---------------------------------------------------------------- timeline
     def schedule(self) -> None:
@@ -79,7 +111,10 @@ class State:
                 continue
             units = 2 + 4 * len(self.nims)
             end, outcome, error = start + units * self.unit, "completed", None
-            if wl["scenario"] == "job_failed":
+            short = self.too_few(job, wl)
+            if short:
+                end, outcome, error = start + 1 * self.unit, "failed", short
+            elif wl["scenario"] == "job_failed":
                 end, outcome = start + 1 * self.unit, "failed"
                 found = min(10, wl["records"])
                 error = f"Not enough records found for the given workload_id and client_id (found {found}, minimum 50)"
@@ -89,6 +124,25 @@ class State:
                 end, outcome, error = cancel, "cancelled", "Job cancelled by user"
             job.update(start=start, end=end, outcome=outcome, error=error)
             free_at = end
+
+    @staticmethod
+    def too_few(job: dict, wl: dict) -> str | None:
+        """The flywheel's own refusal (data_validator upstream) when records were counted."""
+        if job.get("records") is None:
+            return None
+        split = job.get("data_split_config") or {}
+        minimum, eval_size, n = split.get("min_total_records", 50), split.get("eval_size", 100), wl["records"]
+        if n < minimum:
+            return (
+                "Not enough records found for the given workload. "
+                f"A minimum of {minimum} records is required, but only {n} were found."
+            )
+        if eval_size > n:
+            return (
+                "eval_size cannot be larger than the total number of records. "
+                f"eval_size is {eval_size}, but only {n} records were found."
+            )
+        return None
 
     def render(self, job: dict, now: float, detail: bool) -> dict:
         wl = self.workload(job)
@@ -328,6 +382,12 @@ class Handler(SimHandler):
                 )
         if errors:
             return 422, {"detail": errors}
+        records = None
+        if state.es_url:
+            try:
+                records = state.count_records(body["workload_id"], body["client_id"])
+            except OSError as err:
+                return 500, {"detail": f"Could not connect to Elasticsearch: {err}"}
         state.counter += 1
         job_id = f"{0x6650:04x}{state.counter:020x}"
         state.jobs.append(
@@ -337,6 +397,7 @@ class Handler(SimHandler):
                 "client_id": body["client_id"],
                 "data_split_config": dsc,
                 "created": now,
+                "records": records,
             }
         )
         state.schedule()
@@ -376,8 +437,17 @@ def main():
     parser.add_argument("--unit-seconds", type=float, default=1.0)
     parser.add_argument("--tls-cert")
     parser.add_argument("--tls-key")
+    parser.add_argument("--es-url", help="count each job's records in this real Elasticsearch/OpenSearch")
+    parser.add_argument("--es-index", default="flywheel")
     args = parser.parse_args()
-    server = start(args.unit_seconds, port=args.port, certfile=args.tls_cert, keyfile=args.tls_key)
+    server = start(
+        args.unit_seconds,
+        port=args.port,
+        certfile=args.tls_cert,
+        keyfile=args.tls_key,
+        es_url=args.es_url,
+        es_index=args.es_index,
+    )
     print(f"Data Flywheel API SIMULATOR (not the real service) listening on {server.url}", flush=True)
     try:
         threading.Event().wait()

@@ -1,0 +1,283 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: dataflywheel.blueprint contributors
+# Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: flywheel_logs
+short_description: Load production prompt/response logs into the Data Flywheel's log index
+version_added: 0.1.0
+description:
+  - Bulk-loads chat-completion log records (a JSONL file or a list) into the Elasticsearch index
+    the Data Flywheel reads its training and evaluation data from, through the Bulk API in
+    batches of O(batch_size).
+  - Every record is checked before anything is sent, against the index's strict mapping (only
+    C(workload_id), C(client_id), C(timestamp), C(request), C(response) at the top level) and the
+    OpenAI chat-completion shape (request C(model) and C(messages); response C(choices[].message),
+    tool calls with a function name and JSON arguments). Any invalid record fails the task with the
+    line (or list position) and field of each problem, and the index is left unchanged.
+  - Idempotent. Each record's document id is derived from its content (after the overrides), so
+    loading the same file again creates nothing and reports C(changed=false).
+  - Creates the index with the flywheel's own mapping when it does not exist. An existing index
+    is never changed; the module fails if its mapping lacks what the flywheel's queries need.
+  - O(state=absent) deletes the records of a workload and/or client (delete-by-query).
+author: dataflywheel.blueprint maintainers (@dataflywheel)
+extends_documentation_fragment:
+  - dataflywheel.blueprint.flywheel_es
+attributes:
+  check_mode:
+    support: full
+    description: Validates everything and reports how many records would be created or deleted; writes nothing.
+  diff_mode:
+    support: none
+    description: Records are not diffed.
+options:
+  state:
+    description:
+      - V(present) loads the records. V(absent) deletes every record of O(workload_id) and/or
+        O(client_id) (at least one of them is required).
+    type: str
+    choices: [present, absent]
+    default: present
+  path:
+    description:
+      - JSONL file, one record per line, on the host the module runs on. The C(flywheel_clusters)
+        hosts of this collection use a local connection, so that is the Ansible controller.
+      - Mutually exclusive with O(records).
+    type: path
+  records:
+    description: Records to load, each a mapping with the five top-level fields. Mutually exclusive with O(path).
+    type: list
+    elements: raw
+  workload_id:
+    description:
+      - With O(state=present), set this workload_id on every record (records may then omit it);
+        with O(state=absent), the workload whose records are deleted.
+    type: str
+  client_id:
+    description:
+      - With O(state=present), set this client_id on every record (the seeds' demo loads one file as
+        C(aiva-1), C(aiva-2) and C(aiva-3)); with O(state=absent), the client whose records are deleted.
+    type: str
+  max_records:
+    description: Load only the first this many records of the file or list (checked and counted the same way).
+    type: int
+  batch_size:
+    description: Records per Bulk API request.
+    type: int
+    default: 500
+  refresh:
+    description: Refresh the index after loading so counts and the flywheel see the records at once.
+    type: bool
+    default: true
+notes:
+  - A record that appears twice in the same input is loaded once. Records that differ only in
+    their C(timestamp) are different documents; the flywheel itself de-duplicates by
+    request messages and response choices when it builds datasets.
+seealso:
+  - module: dataflywheel.blueprint.flywheel_logs_info
+"""
+
+EXAMPLES = r"""
+- name: Load the demo's log file three times, as the seeds do (300/500/1000 records)
+  dataflywheel.blueprint.flywheel_logs:
+    es_url: "{{ flywheel_es_url }}"
+    path: /data/aiva_primary_assistant_dataset.jsonl
+    workload_id: primary_assistant
+    client_id: "{{ item.client }}"
+    max_records: "{{ item.records }}"
+  loop:
+    - {client: aiva-1, records: 300}
+    - {client: aiva-2, records: 500}
+    - {client: aiva-3, records: 1000}
+
+- name: Load records given inline, with basic auth and a private CA
+  dataflywheel.blueprint.flywheel_logs:
+    es_url: https://elasticsearch.example.com:9200
+    es_username: elastic
+    es_password: "{{ vault_elastic_password }}"
+    ca_path: /etc/pki/flywheel-ca.pem
+    records:
+      - workload_id: primary_assistant
+        client_id: dev
+        timestamp: 1717000000
+        request:
+          model: meta/llama-3.1-70b-instruct
+          messages: [{role: user, content: "Where is my order 4411?"}]
+        response:
+          choices: [{index: 0, message: {role: assistant, content: "It shipped yesterday."}, finish_reason: stop}]
+
+- name: Remove a client's records
+  dataflywheel.blueprint.flywheel_logs:
+    es_url: "{{ flywheel_es_url }}"
+    workload_id: primary_assistant
+    client_id: aiva-1
+    state: absent
+"""
+
+RETURN = r"""
+index:
+  description: The log index.
+  returned: always
+  type: str
+  sample: flywheel
+index_created:
+  description: Whether this run created the index (with the flywheel's mapping).
+  returned: always
+  type: bool
+records:
+  description: Records read and validated (after O(max_records); in-input duplicates counted once).
+  returned: when O(state=present)
+  type: int
+created:
+  description: Records written by this run (in check mode, that would be written).
+  returned: when O(state=present)
+  type: int
+existing:
+  description: Records that were already in the index (same content, same id), left as they are.
+  returned: when O(state=present)
+  type: int
+deleted:
+  description: Records deleted (in check mode, that would be deleted).
+  returned: when O(state=absent)
+  type: int
+batches:
+  description: Bulk API requests sent (records already in the index are found by id first and not sent).
+  returned: when O(state=present)
+  type: int
+errors:
+  description: The validation problems, each with C(line) (file) or C(record) (list position), C(field) and C(message).
+  returned: on validation failure
+  type: list
+  elements: dict
+requests:
+  description: HTTP requests this run made.
+  returned: always
+  type: int
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.dataflywheel.blueprint.plugins.module_utils.flywheel_logs import (
+    MAX_REPORTED_ERRORS,
+    LogsError,
+    client_from,
+    connection_args,
+    format_errors,
+    load_docs,
+    mapping_problems,
+    prepare,
+    read_jsonl,
+    selection_query,
+)
+
+
+def ensure_index(module, client, index):
+    """True when this run created the index; fails when an existing index cannot serve the flywheel."""
+    if client.index_exists(index):
+        problems = mapping_problems(client.mapping(index))
+        if problems:
+            module.fail_json(
+                msg="index %s exists with a mapping the flywheel cannot use (%s); it is never changed "
+                "by this module: delete or reindex it, or set index to another name" % (index, "; ".join(problems)),
+                index=index,
+                requests=client.requests_made,
+            )
+        return False
+    if module.check_mode:
+        return True
+    return client.create_index(index)
+
+
+def present(module, client):
+    p = module.params
+    if p["batch_size"] < 1:
+        module.fail_json(msg="batch_size=%s must be at least 1" % p["batch_size"])
+    if p["max_records"] is not None and p["max_records"] < 0:
+        module.fail_json(msg="max_records=%s must be 0 or more" % p["max_records"])
+    if p["path"]:
+        entries, label, source = read_jsonl(p["path"]), "line", p["path"]
+    else:
+        entries, label, source = enumerate(p["records"], 1), "record", "records"
+    docs, errors = prepare(entries, p["workload_id"], p["client_id"], p["max_records"], label=label)
+    if errors:
+        module.fail_json(msg=format_errors(errors, source), errors=errors[:MAX_REPORTED_ERRORS], index=p["index"])
+    index = p["index"]
+    created_index = ensure_index(module, client, index)
+    result = dict(index=index, index_created=created_index, records=len(docs), batches=0)
+    stats = load_docs(client, index, docs, p["batch_size"], created_index, module.check_mode, p["refresh"])
+    result.update(created=stats["created"], existing=stats["existing"], batches=stats["batches"])
+    result["changed"] = created_index or stats["created"] > 0
+    if stats["failed"]:
+        first = stats["failed"][:10]
+        module.fail_json(
+            msg="%d of %d record(s) were refused by index %s (%d written, %d already there): %s"
+            % (
+                len(stats["failed"]),
+                len(docs),
+                index,
+                stats["created"],
+                stats["existing"],
+                "; ".join("%s %s: %s" % (label, f["number"], f["error"]) for f in first),
+            ),
+            failed=stats["failed"][:MAX_REPORTED_ERRORS],
+            requests=client.requests_made,
+            **result,
+        )
+    return result
+
+
+def absent(module, client):
+    p = module.params
+    if not p["workload_id"] and not p["client_id"]:
+        module.fail_json(msg="state=absent needs workload_id and/or client_id (whose records to delete)")
+    index = p["index"]
+    result = dict(index=index, index_created=False, deleted=0)
+    if not client.index_exists(index):
+        result["changed"] = False
+        return result
+    query = selection_query(p["workload_id"], p["client_id"])
+    if module.check_mode:
+        result["deleted"] = client.count(index, query)
+    else:
+        result["deleted"] = client.delete_by_query(index, query)
+    result["changed"] = result["deleted"] > 0
+    return result
+
+
+def main():
+    spec = dict(
+        state=dict(type="str", choices=["present", "absent"], default="present"),
+        path=dict(type="path"),
+        records=dict(type="list", elements="raw"),
+        workload_id=dict(type="str"),
+        client_id=dict(type="str"),
+        max_records=dict(type="int"),
+        batch_size=dict(type="int", default=500),
+        refresh=dict(type="bool", default=True),
+    )
+    spec.update(connection_args())
+    module = AnsibleModule(
+        argument_spec=spec,
+        mutually_exclusive=[("path", "records")],
+        required_if=[("state", "present", ("path", "records"), True)],
+        supports_check_mode=True,
+    )
+    client = client_from(module)
+    try:
+        if module.params["state"] == "present":
+            result = present(module, client)
+        else:
+            result = absent(module, client)
+    except LogsError as err:
+        module.fail_json(msg=str(err), requests=client.requests_made)
+    result["requests"] = client.requests_made
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,259 @@
+"""flywheel_logs module_utils without Ansible: record validation, ids, errors, the HTTP client."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from ansible_collections.dataflywheel.blueprint.plugins.module_utils import flywheel_logs as fl
+from tests.sim.sample_logs import generate
+
+
+def good() -> dict:
+    return copy.deepcopy(next(generate(1)))
+
+
+# ------------------------------------------------------------------ validation
+def test_generated_records_are_valid_tool_calling_records():
+    records = list(generate(500, seed=3))
+    assert all(fl.validate_record(r) == [] for r in records)
+    users = [r["request"]["messages"][-1]["content"] for r in records]
+    assert len(set(users)) == 500, "user queries are unique (the flywheel drops repeated ones)"
+    assert all(r["response"]["choices"][0]["message"]["tool_calls"] for r in records)
+    assert list(generate(5, seed=3)) == records[:5], "deterministic for a seed"
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "words"),
+    [
+        (lambda r: r.pop("workload_id"), "workload_id", "missing"),
+        (lambda r: r.update(client_id=""), "client_id", "non-empty string"),
+        (lambda r: r.update(feedback=1), "feedback", "unknown top-level field"),
+        (lambda r: r.update(timestamp="last tuesday"), "timestamp", "not an ISO 8601 date"),
+        (lambda r: r.update(timestamp=-5), "timestamp", "between 0 and"),
+        (lambda r: r.update(timestamp=True), "timestamp", "not a boolean"),
+        (lambda r: r.update(timestamp="2025-02-30T10:00:00Z"), "timestamp", "not a valid calendar date"),
+        (lambda r: r.pop("timestamp"), "timestamp", "missing"),
+        (lambda r: r.update(request=[]), "request", "must be an object"),
+        (lambda r: r["request"].pop("model"), "request.model", "missing"),
+        (lambda r: r["request"].update(messages=[]), "request.messages", "non-empty list"),
+        (lambda r: r["request"]["messages"][1].update(role="bot"), "request.messages[1].role", "must be one of"),
+        (lambda r: r["request"]["messages"][1].pop("content"), "request.messages[1].content", "missing"),
+        (lambda r: r["request"]["messages"][1].update(content=7), "request.messages[1].content", "not a number"),
+        (lambda r: r["request"].update(tools={}), "request.tools", "must be a list"),
+        (lambda r: r["request"]["tools"][0]["function"].pop("name"), "request.tools[0].function.name", "non-empty"),
+        (lambda r: r.update(response="ok"), "response", "must be an object"),
+        (lambda r: r["response"].update(choices=[]), "response.choices", "non-empty list"),
+        (lambda r: r["response"]["choices"][0].pop("message"), "response.choices[0].message", "missing"),
+        (
+            lambda r: r["response"]["choices"][0]["message"].update(role="user"),
+            "response.choices[0].message.role",
+            "must be 'assistant'",
+        ),
+        (
+            lambda r: r["response"]["choices"][0]["message"]["tool_calls"][0]["function"].update(arguments="{x"),
+            "response.choices[0].message.tool_calls[0].function.arguments",
+            "not JSON",
+        ),
+        (
+            lambda r: r["response"]["choices"][0]["message"]["tool_calls"][0].update(type="retrieval"),
+            "response.choices[0].message.tool_calls[0].type",
+            "must be 'function'",
+        ),
+    ],
+)
+def test_each_problem_names_its_field(change, field, words):
+    record = good()
+    change(record)
+    problems = fl.validate_record(record)
+    assert any(f == field and words in m for f, m in problems), problems
+
+
+@pytest.mark.parametrize(
+    "value", [0, 1717000000, 1717000000.5, "2025-06-01", "2025-06-01T12:00:00Z", "2025-06-01 12:00:00+02:00"]
+)
+def test_timestamps_the_flywheel_accepts(value):
+    assert fl.check_timestamp(value) is None
+
+
+def test_object_arguments_and_plain_answers_are_accepted():
+    record = good()
+    call = record["response"]["choices"][0]["message"]["tool_calls"][0]
+    call["function"]["arguments"] = {"order_id": 4411}  # AIVA logs store objects (upstream docs/05)
+    assert fl.validate_record(record) == []
+    record["response"]["choices"][0]["message"] = {"role": "assistant", "content": "Hello!"}
+    assert fl.validate_record(record) == []
+
+
+def test_overrides_stand_in_for_missing_ids():
+    record = good()
+    del record["workload_id"], record["client_id"]
+    assert fl.validate_record(record, workload_id="w", client_id="c") == []
+    assert [f for f, _m in fl.validate_record(record)] == ["workload_id", "client_id"]
+
+
+# ------------------------------------------------------------------ ids and preparation
+def test_doc_id_depends_on_content_only():
+    a, b = good(), good()
+    b = dict(reversed(list(b.items())))  # same content, other key order
+    assert fl.doc_id(a) == fl.doc_id(b)
+    b["client_id"] = "aiva-2"
+    assert fl.doc_id(a) != fl.doc_id(b)
+
+
+def test_prepare_applies_overrides_limits_and_drops_in_input_duplicates():
+    records = list(generate(5))
+    entries = list(enumerate(records + [records[0]], 1))
+    docs, errors = fl.prepare(entries, client_id="aiva-9")
+    assert errors == [] and len(docs) == 5
+    assert all(json.loads(text)["client_id"] == "aiva-9" for _n, _i, text in docs)
+    assert all(ident == fl.doc_id(json.loads(text)) for _n, ident, text in docs)
+    assert records[0]["client_id"] == "aiva-1", "the input is not changed"
+    docs, _errors = fl.prepare(entries, max_records=2)
+    assert [n for n, _i, _d in docs] == [1, 2]
+
+
+def test_read_jsonl_reports_bad_json_with_its_line(tmp_path):
+    path = tmp_path / "x.jsonl"
+    path.write_text(json.dumps(good()) + "\n\n{broken\n")
+    docs, errors = fl.prepare(fl.read_jsonl(str(path)))
+    assert len(docs) == 1 and errors[0]["line"] == 3 and "not valid JSON" in errors[0]["message"]
+    message = fl.format_errors(errors, str(path))
+    assert message.startswith("1 invalid record(s) in %s (line 3); nothing was sent" % path)
+
+
+def test_format_errors_caps_the_message():
+    errors = [{"line": n, "field": "timestamp", "message": "bad"} for n in range(1, 40)]
+    message = fl.format_errors(errors, "f.jsonl")
+    assert message.startswith("39 invalid record(s) in f.jsonl (lines 1, 2,") and "(and 29 more)" in message
+
+
+def test_mapping_problems():
+    assert fl.mapping_problems(fl.INDEX_BODY["mappings"]) == []
+    problems = fl.mapping_problems({"properties": {"client_id": {"type": "text"}, "request": {"type": "keyword"}}})
+    assert "client_id is text, the flywheel needs keyword" in problems
+    assert "request is keyword, the flywheel needs an object" in problems
+    assert "workload_id is not mapped, the flywheel needs keyword" in problems
+
+
+def test_selection_query():
+    assert fl.selection_query() == {"match_all": {}}
+    assert fl.selection_query(client_id="c") == {"bool": {"filter": [{"term": {"client_id": "c"}}]}}
+
+
+# ------------------------------------------------------------------ HTTP client
+class Recorder(BaseHTTPRequestHandler):
+    """Answers like Elasticsearch for a few paths and records each request's method, path and headers."""
+
+    def log_message(self, *args):  # quiet
+        pass
+
+    def answer(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        self.server.seen.append((self.command, self.path, dict(self.headers), body))
+        script = self.server.script
+        status, payload = script.pop(0) if script else (200, {"count": 3})
+        raw = json.dumps(payload).encode() if payload is not None else b""
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(raw)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(raw)
+
+    do_GET = do_POST = do_PUT = do_HEAD = answer  # noqa: N815
+
+
+@pytest.fixture
+def recorder():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
+    server.seen, server.script = [], []
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+
+
+def client(server, **kw):
+    return fl.SearchClient("http://127.0.0.1:%d" % server.server_address[1], sleep=lambda s: None, **kw)
+
+
+def test_basic_auth_and_api_key_headers(recorder):
+    assert client(recorder, username="elastic", password="s3cret-pw").count("flywheel") == 3
+    auth = recorder.seen[-1][2]["Authorization"]
+    assert auth == "Basic " + base64.b64encode(b"elastic:s3cret-pw").decode()
+    client(recorder, username="elastic", password="pw", api_key="a2V5OnNlY3JldA==").count("flywheel")
+    assert recorder.seen[-1][2]["Authorization"] == "ApiKey a2V5OnNlY3JldA=="
+    client(recorder).count("flywheel")
+    assert "Authorization" not in recorder.seen[-1][2]
+
+
+def test_retries_429_and_5xx_then_succeeds(recorder):
+    recorder.script[:] = [(429, {"error": "busy"}), (503, {"error": "down"}), (200, {"count": 9})]
+    c = client(recorder, retries=3)
+    assert c.count("flywheel") == 9 and c.requests_made == 3
+
+
+def test_errors_carry_elasticsearchs_reason_and_no_credentials(recorder):
+    recorder.script[:] = [
+        (401, {"error": {"type": "security_exception", "reason": "missing authentication credentials"}})
+    ]
+    with pytest.raises(fl.LogsError) as err:
+        client(recorder, username="elastic", password="s3cret-pw").count("flywheel")
+    assert err.value.status == 401 and "security_exception: missing authentication credentials" in str(err.value)
+    assert "set es_username/es_password or es_api_key" in str(err.value)
+    assert "s3cret-pw" not in str(err.value)
+
+
+def test_bulk_create_counts_created_existing_and_refused(recorder):
+    docs = [(n, "id%d" % n, {"n": n}) for n in range(1, 6)]
+    recorder.script[:] = [
+        (
+            200,
+            {
+                "errors": True,
+                "items": [{"create": {"status": 201}}, {"create": {"status": 409}}, {"create": {"status": 201}}],
+            },
+        ),
+        (
+            200,
+            {
+                "errors": True,
+                "items": [
+                    {"create": {"status": 201}},
+                    {"create": {"status": 400, "error": {"type": "strict_dynamic_mapping_exception", "reason": "x"}}},
+                ],
+            },
+        ),
+    ]
+    stats = client(recorder).bulk_create("flywheel", docs, batch_size=3)
+    assert (stats["created"], stats["existing"], stats["batches"]) == (3, 1, 2)
+    assert stats["failed"] == [
+        {"number": 5, "id": "id5", "status": 400, "error": "strict_dynamic_mapping_exception: x"}
+    ]
+    method, path, headers, body = recorder.seen[0]
+    assert (method, path, headers["Content-Type"]) == ("POST", "/_bulk", "application/x-ndjson")
+    lines = body.decode().splitlines()
+    assert json.loads(lines[0]) == {"create": {"_index": "flywheel", "_id": "id1"}} and len(lines) == 6
+
+
+def test_create_index_tolerates_a_concurrent_creation(recorder):
+    recorder.script[:] = [
+        (400, {"error": {"type": "resource_already_exists_exception", "reason": "index [flywheel] already exists"}})
+    ]
+    assert client(recorder).create_index("flywheel") is False
+    method, path, _headers, body = recorder.seen[0]
+    assert (method, path) == ("PUT", "/flywheel") and json.loads(body) == fl.INDEX_BODY
+
+
+def test_unreachable_engine_is_one_clear_error():
+    c = fl.SearchClient("http://127.0.0.1:9", retries=1, sleep=lambda s: None)
+    with pytest.raises(fl.LogsError) as err:
+        c.count("flywheel")
+    assert "POST http://127.0.0.1:9/flywheel/_count failed" in str(err.value)
