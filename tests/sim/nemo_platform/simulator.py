@@ -81,6 +81,12 @@ class State(EntityState):
         self.wall0 = dt.datetime.now(dt.timezone.utc)
         self.scenarios = {kind: "ok" for kind in SCENARIOS}
         self.scores = dict(DEFAULT_SCORES)
+        # units after a deployment's creation until its NIM lists the Entity Store's adapters
+        # (ready at 1.5, then the next NIM_PEFT_REFRESH_INTERVAL)
+        self.peft_delay_units = 2.5
+        # and/or: the adapters show up only from the Nth model listing after the deployment is
+        # ready (deterministic for tests that must see a client wait; 0 = time only)
+        self.peft_after_lists = 0
         self.evaluations: dict[str, dict] = {}
         self.customizations: dict[str, dict] = {}
         self.deployments: dict[tuple[str, str], dict] = {}
@@ -298,7 +304,7 @@ def deployment_view(state: State, dep: dict) -> dict:
     }
 
 
-def served_models(state: State) -> list[dict]:
+def served_models(state: State, count_list: bool = False) -> list[dict]:
     out = []
     for dep in state.deployments.values():
         view = deployment_view(state, dep)
@@ -307,7 +313,10 @@ def served_models(state: State) -> list[dict]:
         base = dep["config"].get("model")
         out.append({"id": base, "object": "model", "owned_by": "system", "root": base, "parent": None})
         envs = (dep["config"].get("nim_deployment") or {}).get("additional_envs") or {}
-        if envs.get("NIM_PEFT_SOURCE") and state.units(dep["created"]) >= 2.5:  # one refresh after ready
+        if count_list:
+            dep["lists"] = dep.get("lists", 0) + 1
+        loaded = state.units(dep["created"]) >= state.peft_delay_units and dep.get("lists", 0) > state.peft_after_lists
+        if envs.get("NIM_PEFT_SOURCE") and loaded:
             for (ns, name), model in sorted(state.models.items()):
                 if model.get("peft") and model.get("base_model") == base:
                     mid = f"{ns}/{name}"
@@ -554,7 +563,17 @@ class Handler(EntityStoreHandler):
                         state.scores = dict(body["scores"])
                     if "unit_seconds" in body:
                         state.unit = float(body["unit_seconds"])
-                return 200, {"unit_seconds": state.unit, "scenarios": state.scenarios, "scores": state.scores}
+                    if "peft_delay_units" in body:
+                        state.peft_delay_units = float(body["peft_delay_units"])
+                    if "peft_after_lists" in body:
+                        state.peft_after_lists = int(body["peft_after_lists"])
+                return 200, {
+                    "unit_seconds": state.unit,
+                    "scenarios": state.scenarios,
+                    "scores": state.scores,
+                    "peft_delay_units": state.peft_delay_units,
+                    "peft_after_lists": state.peft_after_lists,
+                }
             if path == "/_sim/jobs" and method == "POST":
                 # a job with a chosen id/scenario, as if the flywheel had created it earlier
                 body = body or {}
@@ -578,7 +597,7 @@ class NimProxyHandler(SimHandler):
         state: State = self.server.state
         with state.lock:
             if path.rstrip("/") == "/v1/models" and method == "GET":
-                return 200, {"object": "list", "data": served_models(state)}
+                return 200, {"object": "list", "data": served_models(state, count_list=True)}
             if path.rstrip("/") == "/v1/chat/completions":
                 return self.chat(state, method, body)
         return 404, {"detail": "Not Found"}
