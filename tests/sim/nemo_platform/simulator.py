@@ -1,6 +1,6 @@
-"""NeMo platform SIMULATOR (not the real services): Evaluator, Customizer, Deployment Management,
-the NIM proxy, and the Entity Store, behind one host as the flywheel's `nemo_base_url` gateway
-(`http://nemo.test`) puts them.
+"""NeMo platform SIMULATOR (not the real services): Evaluator, Customizer, Deployment Management
+and the Entity Store behind one host, as the flywheel's `nemo_base_url` gateway (`http://nemo.test`)
+puts them, and the NIM proxy (`nim_base_url`, `http://nim.test`) on a second port sharing its state.
 
 Contract: shared/reference/nemo-nim.md section 4 (and section 3 for the Entity Store part, which
 is tests/sim/entity_store reused as is). Reproduced:
@@ -26,6 +26,9 @@ DMS        POST /v1/deployment/model-deployments {name, namespace, config{model,
 NIM proxy  GET /v1/models lists the models of ready deployments and, one unit after a deployment
            with NIM_PEFT_SOURCE is ready, the LoRA adapters of its base model held in the Entity
            Store; POST /v1/chat/completions answers for served models, 404 otherwise.
+
+`POST /_sim/nims` {name, model, peft_source} adds a NIM deployed outside Deployment Management (what
+a NIMService made Ready by the NIM Operator serves), so the NIM proxy simulator answers for it.
 
 Scenarios (`POST /_sim/config`, applied to jobs created afterwards; or per job with
 `POST /_sim/jobs` which creates a job with a given id, e.g. to match a flywheel result's nmp_uri):
@@ -574,6 +577,21 @@ class Handler(EntityStoreHandler):
                     "peft_delay_units": state.peft_delay_units,
                     "peft_after_lists": state.peft_after_lists,
                 }
+            if path == "/_sim/nims" and method == "POST":
+                # a NIM deployed outside Deployment Management (a NIMService the NIM Operator made
+                # ready): served by the NIM proxy simulator with the Entity Store's adapters
+                body = body or {}
+                if not body.get("name") or not body.get("model"):
+                    return 400, {"detail": "name and model are required"}
+                envs = {"NIM_PEFT_SOURCE": body["peft_source"]} if body.get("peft_source") else {}
+                state.deployments[("nimservice", body["name"])] = {
+                    "name": body["name"],
+                    "namespace": "nimservice",
+                    "config": {"model": body["model"], "nim_deployment": {"additional_envs": envs}},
+                    "created": state.now() - 1000 * state.unit,
+                    "scenario": "ok",
+                }
+                return 200, {"name": body["name"], "model": body["model"]}
             if path == "/_sim/jobs" and method == "POST":
                 # a job with a chosen id/scenario, as if the flywheel had created it earlier
                 body = body or {}
