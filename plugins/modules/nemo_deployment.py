@@ -99,7 +99,7 @@ deployment:
   description: The deployment as Deployment Management last returned it; empty when absent or in check mode.
   returned: success
   type: dict
-action:
+operation:
   description: C(none), C(created), C(recreated) or C(deleted).
   returned: success
   type: str
@@ -162,11 +162,11 @@ def main():
         if p["state"] == "absent":
             current = client.get(ns, name)
             if current is None or module.check_mode:
-                module.exit_json(changed=current is not None, action="deleted" if current else "none", deployment={})
+                module.exit_json(changed=current is not None, operation="deleted" if current else "none", deployment={})
             client.delete(ns, name)
             if p["wait"]:
                 client.wait_gone(ns, name, p["wait_timeout"], min(5.0, p["wait_sleep"]))
-            module.exit_json(changed=True, action="deleted", deployment={})
+            module.exit_json(changed=True, operation="deleted", deployment={})
         config = wanted_config(p)
         before = client.get(ns, name)
         changed, action, dep = client.ensure(ns, name, config, module.check_mode, p["wait_timeout"])
@@ -178,7 +178,7 @@ def main():
         module.fail_json(msg="nemo_deployment: %s" % err)
     module.exit_json(
         changed=changed,
-        action=action,
+        operation=action,
         deployment=dep if not module.check_mode else (before or {}),
         diff={"before": (before or {}).get("config", {}), "after": config},
     )
