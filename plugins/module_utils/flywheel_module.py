@@ -43,6 +43,11 @@ def client_from(module):
             msg="api_url=%r must start with http:// or https:// (for example "
             "http://df-api.data-flywheel.svc:8000)" % p["api_url"]
         )
+    nemo = p.get("nemo_base_url")
+    if nemo and not nemo.startswith(("http://", "https://")):
+        module.fail_json(
+            msg="nemo_base_url=%r must start with http:// or https:// (for example http://nemo.test)" % nemo
+        )
     rest = RestClient(
         p["api_url"],
         token=p["api_token"],
@@ -62,11 +67,6 @@ def diagnose_failures(module, job, summary):
     p = module.params
     if not p.get("nemo_base_url") or not summary.get("failures") or job.get("status") not in TERMINAL:
         return 0
-    if not p["nemo_base_url"].startswith(("http://", "https://")):
-        module.fail_json(
-            msg="nemo_base_url=%r must start with http:// or https:// (for example http://nemo.test)"
-            % p["nemo_base_url"]
-        )
     rest = RestClient(
         p["nemo_base_url"],
         token=p["nemo_api_token"],

@@ -103,3 +103,12 @@ def test_run_role_report_has_the_customizer_status_log_line(tmp_path: Path, sims
     assert any(STATUS_LINE in f for f in report["failures"])
     assert STATUS_LINE in (artifacts / "report.md").read_text()
     assert STATUS_LINE in (artifacts / "report.html").read_text()
+
+
+def test_bad_nemo_base_url_is_refused_before_a_job_starts(sims):
+    flywheel, _nemo = sims
+    result = run_module(
+        "flywheel_job", {"api_url": flywheel.url, "workload_id": "pa", "client_id": "x", "nemo_base_url": "nemo.test"}
+    )
+    assert result["failed"] and "nemo_base_url='nemo.test' must start with http://" in result["msg"]
+    assert control(flywheel, "/_sim/stats").get("total", 0) == 0
