@@ -24,6 +24,7 @@ description:
 author: dataflywheel.blueprint maintainers (@dataflywheel)
 extends_documentation_fragment:
   - dataflywheel.blueprint.flywheel_api
+  - dataflywheel.blueprint.flywheel_nemo_diagnosis
 attributes:
   check_mode:
     support: full
@@ -186,8 +187,10 @@ from ansible_collections.dataflywheel.blueprint.plugins.module_utils.flywheel_cl
 )
 from ansible_collections.dataflywheel.blueprint.plugins.module_utils.flywheel_module import (
     CONNECTION_ARGS,
+    NEMO_DIAGNOSIS_ARGS,
     WAIT_ARGS,
     client_from,
+    diagnose_failures,
 )
 from ansible_collections.dataflywheel.blueprint.plugins.module_utils.rest import RestError
 
@@ -211,6 +214,7 @@ def main():
     )
     spec.update(CONNECTION_ARGS)
     spec.update(WAIT_ARGS)
+    spec.update(NEMO_DIAGNOSIS_ARGS)
     module = AnsibleModule(
         argument_spec=spec,
         supports_check_mode=True,
@@ -253,6 +257,7 @@ def finish(module, client, job_id, changed, extra=None):
     """Fetch the detail, summarise, and apply fail_on_failed_parts."""
     job = client.get_job(job_id) or {}
     summary = summarize(job)
+    diagnose_failures(module, job, summary)
     result = dict(changed=changed, job=job, jobs=[job_id], summary=summary, table=table(summary))
     result.update(extra or {})
     finished = job.get("status") in TERMINAL

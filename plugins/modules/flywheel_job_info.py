@@ -18,6 +18,7 @@ description:
 author: dataflywheel.blueprint maintainers (@dataflywheel)
 extends_documentation_fragment:
   - dataflywheel.blueprint.flywheel_api
+  - dataflywheel.blueprint.flywheel_nemo_diagnosis
 attributes:
   check_mode:
     support: full
@@ -120,8 +121,10 @@ from ansible_collections.dataflywheel.blueprint.plugins.module_utils.flywheel_cl
 )
 from ansible_collections.dataflywheel.blueprint.plugins.module_utils.flywheel_module import (
     CONNECTION_ARGS,
+    NEMO_DIAGNOSIS_ARGS,
     WAIT_ARGS,
     client_from,
+    diagnose_failures,
 )
 from ansible_collections.dataflywheel.blueprint.plugins.module_utils.rest import RestError
 
@@ -155,6 +158,7 @@ def main():
     )
     spec.update(CONNECTION_ARGS)
     spec.update(WAIT_ARGS)
+    spec.update(NEMO_DIAGNOSIS_ARGS)
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
     p = module.params
     if p["job_id"] and not is_object_id(p["job_id"]):
@@ -178,7 +182,12 @@ def main():
             jobs = [latest.get(j["id"]) or j for j in jobs]
         result = dict(changed=False, jobs=jobs, timed_out=timed_out)
         if p["details"]:
-            summaries = [summarize(client.get_job(j["id"]) or j) for j in jobs]
+            summaries = []
+            for listed in jobs:
+                detail = client.get_job(listed["id"]) or listed
+                summary = summarize(detail)
+                diagnose_failures(module, detail, summary)
+                summaries.append(summary)
             result["summaries"] = summaries
             result["table"] = [row for s in summaries for row in table(s)]
     except WaitTimeout as err:

@@ -12,7 +12,12 @@ cancels running jobs with "Cancelled by cleanup manager". No authentication, lik
 Time is real: one timeline unit lasts `unit_seconds`. A job of n NIMs takes 2 + 4n units once it
 is the one running. Settings per workload or per "workload/client" (`/_sim/config`): records (drives scores: more data,
 better scores), workload type (tool_calling | generic), scenario (ok | job_failed | nim_failed |
-eval_failed | customization_failed | worker_restart).
+eval_failed | customization_failed | customization_pending | worker_restart). `customization_pending`
+is seed 000: the first NIM's customization ends with "Error starting customization: Job cust-...
+failed: The training job is pending" (customized_model still set, no customized-eval). nmp_uri
+fields point at `nemo_base_url` (default http://nemo.test; settable in `/_sim/config`), with the
+ids customization_id()/evaluation_id() give, so a test can create the matching jobs in the NeMo
+platform simulator.
 
 With `--es-url` (a real Elasticsearch/OpenSearch holding the flywheel's log index) the records of a
 job are counted there when it is created, as the flywheel reads them, and a job below its
@@ -36,7 +41,24 @@ from tests.sim.common.httpsim import SimHandler, serve
 
 NAME = "data-flywheel-api"
 DEFAULT_NIMS = ["meta/llama-3.2-1b-instruct", "meta/llama-3.2-3b-instruct"]
-SCENARIOS = ("ok", "job_failed", "nim_failed", "eval_failed", "customization_failed", "worker_restart")
+SCENARIOS = (
+    "ok",
+    "job_failed",
+    "nim_failed",
+    "eval_failed",
+    "customization_failed",
+    "customization_pending",
+    "worker_restart",
+)
+
+
+def customization_id(job_id: str, nim_index: int) -> str:
+    """The NeMo customization job id a simulated flywheel job's NIM refers to in its nmp_uri."""
+    return f"cust-{job_id[-10:]}n{nim_index}"
+
+
+def evaluation_id(job_id: str, nim_index: int, eval_type: str) -> str:
+    return f"eval-{job_id[-10:]}n{nim_index}-{eval_type}"
 
 
 class State:
@@ -58,6 +80,8 @@ class State:
         self.cancel_delay = unit_seconds if cancel_delay is None else cancel_delay
         self.delete_delay = unit_seconds if delete_delay is None else delete_delay
         self.workloads: dict[str, dict] = {}
+        # where nmp_uri fields point (the flywheel's nmp_config.nemo_base_url)
+        self.nemo_base_url = "http://nemo.test"
         self.jobs: list[dict] = []  # in creation order
         self.counter = 0
         self.clock = clock  # injectable: the benchmark runs the timeline on a virtual clock
@@ -224,7 +248,7 @@ class State:
                 nim["status"] = "running-evals" if u < 4 else "completed"
                 nim["runtime_seconds"] = round(min(u, 4) * self.unit, 3)
                 nim["evaluations"] = self.evaluations(job, wl, i, model, s0, u)
-                nim["customizations"] = [self.customization(wl, i, model, s0, u)]
+                nim["customizations"] = [self.customization(job, wl, i, model, s0, u)]
             if cancelled and nim["status"] not in ("completed", "failed"):
                 nim["status"] = "cancelled"
             out.append(nim)
@@ -257,7 +281,7 @@ class State:
                 "finished_at": self.iso(s0 + (start_u + span) * self.unit) if done else None,
                 "runtime_seconds": round(min(u - start_u, span) * self.unit, 3),
                 "progress": 100 if done else round(100 * (u - start_u) / span, 1),
-                "nmp_uri": f"http://nemo.test/v1/evaluation/jobs/eval-{job['id'][-6:]}-{i}-{eval_type}",
+                "nmp_uri": f"{self.nemo_base_url}/v1/evaluation/jobs/{evaluation_id(job['id'], i, eval_type)}",
                 "mlflow_uri": None,
                 "error": None,
             }
@@ -267,10 +291,12 @@ class State:
                 ev["scores"] = self.scores(wl, i, eval_type)
             if eval_type == "customized-eval" and wl["scenario"] == "customization_failed":
                 continue
+            if eval_type == "customized-eval" and wl["scenario"] == "customization_pending" and i == 0:
+                continue
             evs.append(ev)
         return evs
 
-    def customization(self, wl, i, model, s0, u):
+    def customization(self, job, wl, i, model, s0, u):
         span = 2.0
         cu_u = max(0.0, min(u - 1, span))
         done = u >= 1 + span
@@ -281,10 +307,21 @@ class State:
             "progress": round(100 * cu_u / span, 1),
             "epochs_completed": int(2 * cu_u / span),
             "steps_completed": int(50 * cu_u / span),
-            "nmp_uri": f"http://nemo.test/v1/customization/jobs/cust-{i}",
-            "customized_model": f"dfwbp/customized-{model.replace('/', '-')}@cust-{i}" if done else None,
+            "nmp_uri": f"{self.nemo_base_url}/v1/customization/jobs/{customization_id(job['id'], i)}",
+            "customized_model": f"dfwbp/customized-{model.replace('/', '-')}@{customization_id(job['id'], i)}"
+            if done
+            else None,
             "error": None,
         }
+        if wl["scenario"] == "customization_pending" and i == 0 and done:
+            # seed 000: the flywheel keeps customized_model and reports the customizer's last detail
+            cu.update(
+                progress=0.0,
+                epochs_completed=0,
+                steps_completed=0,
+                error=f"Error starting customization: Job {customization_id(job['id'], i)} failed: "
+                "The training job is pending",
+            )
         if wl["scenario"] == "customization_failed" and done:
             cu.update(
                 progress=0,
@@ -417,7 +454,14 @@ class Handler(SimHandler):
                         state.nims = list(body["nims"])
                     if "unit_seconds" in body:
                         state.unit = float(body["unit_seconds"])
-                return 200, {"unit_seconds": state.unit, "nims": state.nims, "workloads": state.workloads}
+                    if "nemo_base_url" in body:
+                        state.nemo_base_url = str(body["nemo_base_url"]).rstrip("/")
+                return 200, {
+                    "unit_seconds": state.unit,
+                    "nims": state.nims,
+                    "workloads": state.workloads,
+                    "nemo_base_url": state.nemo_base_url,
+                }
             if path == "/_sim/jobs":  # the simulator's own record, for duplicate checks
                 return 200, {
                     "jobs": [{k: j.get(k) for k in ("id", "workload_id", "client_id", "created")} for j in state.jobs]
