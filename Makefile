@@ -61,6 +61,15 @@ demo: venv binaries ## bring up the local cluster and simulators, run site.yml a
 	$(BIN)/ansible-playbook -i inventories/local site.yml $(DEMO_ARGS) && \
 	echo "demo: report in $(CURDIR)/reports/local-cluster/report.html ($$(( $$(date +%s) - started )) s)"
 
+# ---------------------------------------------------------------- AWX execution environment
+.PHONY: ee-context
+ee-context: venv ## execution environment build context in .cache/ee/context (ansible-builder create; then podman build)
+	rm -rf .cache/ee && mkdir -p .cache/ee
+	$(BIN)/ansible-galaxy collection build --force --output-path .cache/ee . >/dev/null
+	mv .cache/ee/dataflywheel-blueprint-*.tar.gz .cache/ee/dataflywheel-blueprint.tar.gz
+	$(BIN)/ansible-builder create -f execution-environment.yml -c .cache/ee/context --output-filename Containerfile
+	@echo "build it with: podman build -t dataflywheel-ee:$$(sed -n 's/^version: //p' galaxy.yml) .cache/ee/context"
+
 # ---------------------------------------------------------------- tests
 PY_PATHS := $(wildcard plugins tests)
 .PHONY: lint
