@@ -114,6 +114,10 @@ test: venv binaries lint sanity unit integration molecule ## everything CI runs
 bench: venv ## benchmarks (not tests): API requests spent waiting for flywheel jobs
 	$(PY) tests/bench/wait_requests.py
 
+.PHONY: bench-clusters
+bench-clusters: venv binaries ## benchmark: site.yml on four local clusters in one run vs one cluster
+	$(PY) tests/bench/multi_cluster.py
+
 .PHONY: report-screenshot
 report-screenshot: ## PNG of reports/local-cluster/report.html with Debian's headless chromium (run make demo first)
 	command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium; }
