@@ -59,6 +59,7 @@ demo: venv binaries ## bring up the local cluster and simulators, run site.yml a
 	eval "$$($(PY) tests/sim/cluster.py env --profile $(PROFILE))" && \
 	eval "$$($(PY) tests/sim/services.py up)" && \
 	$(BIN)/ansible-playbook -i inventories/local site.yml $(DEMO_ARGS) && \
+	$(PY) tests/tools/report_summary.py reports && \
 	echo "demo: report in $(CURDIR)/reports/local-cluster/report.html ($$(( $$(date +%s) - started )) s)"
 
 # ---------------------------------------------------------------- AWX execution environment
