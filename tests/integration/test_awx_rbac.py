@@ -41,13 +41,13 @@ def survey_answers(*sections: str, **overrides) -> dict:
     return answers
 
 
-def as_account(kubeconfig: str, sa_token: str) -> client.ApiClient:
-    admin = client.Configuration()
-    cfg = yaml.safe_load(Path(kubeconfig).read_text())["clusters"][0]["cluster"]
-    admin.host = cfg["server"]
-    admin.verify_ssl = False  # only to send the probe below; the playbooks verify with the CA
-    admin.api_key = {"authorization": f"Bearer {sa_token}"}
-    return client.ApiClient(admin)
+def as_account(env: dict) -> client.ApiClient:
+    """A Python client with the account's token and the CA, as the AWX credential gives them."""
+    cfg = client.Configuration()
+    cfg.host = env["K8S_AUTH_HOST"]
+    cfg.ssl_ca_cert = env["K8S_AUTH_SSL_CA_CERT"]
+    cfg.api_key = {"authorization": f"Bearer {env['K8S_AUTH_API_KEY']}"}
+    return client.ApiClient(cfg)
 
 
 def can_i(result_env: dict, tmp: Path, checks: list[dict]) -> list[dict]:
@@ -108,6 +108,8 @@ def test_site_with_awx_credential_variables_only(
         assert first.status == "successful", text[-6000:]
         assert totals(first)["failures"] == 0 and totals(first)["changed"] > 0
         assert sa_token not in text, "the token leaked into the job output"
+        assert not {"KUBECONFIG", "K8S_AUTH_KUBECONFIG"} & set(first.config.env), "a kubeconfig was reachable"
+        assert not (tmp_path / "home" / ".kube").exists()
         # what the stages did, read back as the cluster admin
         core, rbac = client.CoreV1Api(vanilla), client.RbacAuthorizationV1Api(vanilla)
         ns = core.read_namespace(namespace)
@@ -143,7 +145,7 @@ def test_site_with_awx_credential_variables_only(
 
         # outside the manifests: denied by the API server, to the account's own token
         with pytest.raises(ApiException) as err:
-            client.CertificatesV1Api(as_account(vanilla_kubeconfig, sa_token)).list_certificate_signing_request()
+            client.CertificatesV1Api(as_account(env)).list_certificate_signing_request()
         assert err.value.status == 403 and account.user in err.value.body
         review = can_i(
             env,
@@ -276,7 +278,7 @@ def test_runner_role_only_runs_jobs_and_namespaced_remediations(
         )
         assert [r["allowed"] for r in review] == [True, True, False, False, False, False], review
         with pytest.raises(ApiException) as err:
-            client.CoreV1Api(as_account(vanilla_kubeconfig, sa_token)).list_namespaced_secret("default")
+            client.CoreV1Api(as_account(env)).list_namespaced_secret("default")
         assert err.value.status == 403
     finally:
         delete_account(vanilla_kubeconfig, tool_env, account)
