@@ -67,7 +67,17 @@ demo: venv binaries search-engine ## bring up the local cluster and simulators, 
 	eval "$$($(PY) tests/sim/cluster.py env --profile $(PROFILE))" && \
 	eval "$$($(PY) tests/sim/services.py up)" && \
 	$(BIN)/ansible-playbook -i inventories/local site.yml $(DEMO_ARGS) && \
+	$(PY) tests/tools/report_summary.py reports && \
 	echo "demo: report in $(CURDIR)/reports/local-cluster/report.html ($$(( $$(date +%s) - started )) s)"
+
+# ---------------------------------------------------------------- AWX execution environment
+.PHONY: ee-context
+ee-context: venv ## execution environment build context in .cache/ee/context (ansible-builder create; then podman build)
+	rm -rf .cache/ee && mkdir -p .cache/ee
+	$(BIN)/ansible-galaxy collection build --force --output-path .cache/ee . >/dev/null
+	mv .cache/ee/dataflywheel-blueprint-*.tar.gz .cache/ee/dataflywheel-blueprint.tar.gz
+	$(BIN)/ansible-builder create -f execution-environment.yml -c .cache/ee/context --output-filename Containerfile
+	@echo "build it with: podman build -t dataflywheel-ee:$$(sed -n 's/^version: //p' galaxy.yml) .cache/ee/context"
 
 # ---------------------------------------------------------------- tests
 PY_PATHS := $(wildcard plugins tests)
@@ -113,6 +123,10 @@ test: venv binaries lint sanity unit integration molecule ## everything CI runs
 bench: venv search-engine ## benchmarks (not tests): API requests spent waiting for flywheel jobs
 	$(PY) tests/bench/wait_requests.py
 	$(PY) tests/bench/bulk_load.py
+
+.PHONY: bench-clusters
+bench-clusters: venv binaries ## benchmark: site.yml on four local clusters in one run vs one cluster
+	$(PY) tests/bench/multi_cluster.py
 
 .PHONY: report-screenshot
 report-screenshot: ## PNG of reports/local-cluster/report.html with Debian's headless chromium (run make demo first)

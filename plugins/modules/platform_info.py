@@ -24,15 +24,9 @@ author:
   - dataflywheel.blueprint maintainers (@dataflywheel)
 requirements:
   - kubernetes >= 24.2.0 (Python client)
+extends_documentation_fragment:
+  - dataflywheel.blueprint.k8s_auth
 options:
-  kubeconfig:
-    description:
-      - Path to a kubeconfig file. Falls back to E(K8S_AUTH_KUBECONFIG), then E(KUBECONFIG),
-        then the in-cluster service account, then C(~/.kube/config).
-    type: path
-  context:
-    description: Kubeconfig context to use. Falls back to E(K8S_AUTH_CONTEXT).
-    type: str
   force:
     description:
       - Force the platform instead of detecting it. The detected platform and its signals are
@@ -50,6 +44,13 @@ EXAMPLES = r"""
 - name: Show what was detected
   ansible.builtin.debug:
     msg: "{{ platform.platform_info.platform }} (signals: {{ platform.platform_info.signals }})"
+
+- name: Detect with a ServiceAccount token instead of a kubeconfig (what AWX's credential injects)
+  dataflywheel.blueprint.platform_info:
+    host: https://api.ocp.example.com:6443
+    api_key: "{{ automation_sa_token }}"
+    ca_cert: /etc/pki/ocp-api-ca.pem
+  register: platform
 
 - name: Force the platform (e.g. an air-gapped cluster with trimmed discovery)
   dataflywheel.blueprint.platform_info:
@@ -122,14 +123,11 @@ platform_info:
       type: bool
 """
 
-import os
 import traceback
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 try:
-    from kubernetes import client as k8s_client
-    from kubernetes import config as k8s_config
     from kubernetes.client.rest import ApiException
 
     HAS_K8S = True
@@ -138,6 +136,12 @@ except ImportError:
     HAS_K8S = False
     K8S_IMPORT_ERROR = traceback.format_exc()
 
+from ansible_collections.dataflywheel.blueprint.plugins.module_utils.k8s_auth import (
+    K8S_AUTH_ARG_SPEC,
+    K8sAuthError,
+    api_client,
+    describe,
+)
 from ansible_collections.dataflywheel.blueprint.plugins.module_utils.platform import (
     PlatformError,
     classify,
@@ -145,28 +149,10 @@ from ansible_collections.dataflywheel.blueprint.plugins.module_utils.platform im
 )
 
 
-def _client(module):
-    kubeconfig = module.params["kubeconfig"] or os.environ.get("K8S_AUTH_KUBECONFIG") or os.environ.get("KUBECONFIG")
-    context = module.params["context"] or os.environ.get("K8S_AUTH_CONTEXT")
-    if kubeconfig:
-        if not os.path.exists(kubeconfig):
-            module.fail_json(
-                msg="platform_info: kubeconfig %s does not exist; set kubeconfig or "
-                "K8S_AUTH_KUBECONFIG to a readable file" % kubeconfig
-            )
-        return k8s_config.new_client_from_config(config_file=kubeconfig, context=context)
-    try:
-        k8s_config.load_incluster_config()
-        return k8s_client.ApiClient()
-    except k8s_config.ConfigException:
-        return k8s_config.new_client_from_config(context=context)
-
-
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            kubeconfig=dict(type="path"),
-            context=dict(type="str"),
+            K8S_AUTH_ARG_SPEC,
             force=dict(type="str", default="auto", choices=["auto", "openshift", "pcai", "nutanix", "vanilla", ""]),
         ),
         supports_check_mode=True,
@@ -174,14 +160,15 @@ def main():
     if not HAS_K8S:
         module.fail_json(msg=missing_required_lib("kubernetes"), exception=K8S_IMPORT_ERROR)
     try:
-        api = _client(module)
+        api = api_client(module.params)
         facts = classify(gather(api), force=module.params["force"])
-    except PlatformError as exc:
-        module.fail_json(msg=str(exc))
+    except (PlatformError, K8sAuthError) as exc:
+        module.fail_json(msg="platform_info: %s" % exc if isinstance(exc, K8sAuthError) else str(exc))
     except ApiException as exc:
         module.fail_json(
             msg="platform_info: the Kubernetes API answered %s %s while reading discovery data; "
-            "check the credentials can list namespaces, nodes, CRDs and storage classes" % (exc.status, exc.reason)
+            "check the credentials (%s) can list namespaces, nodes, CRDs and storage classes"
+            % (exc.status, exc.reason, describe(module.params))
         )
     except Exception as exc:  # connection refused, bad kubeconfig: report, no traceback
         module.fail_json(msg="platform_info: cannot read the Kubernetes API: %s" % exc)

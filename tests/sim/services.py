@@ -31,7 +31,8 @@ CACHE = Path(
     os.environ.get("DFW_CACHE_DIR")
     or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "dataflywheel-blueprint"
 )
-STATE = CACHE / "services"
+# next to the clusters of this checkout when DFW_CLUSTERS_DIR keeps parallel checkouts apart
+STATE = Path(os.environ["DFW_CLUSTERS_DIR"]) / "services" if os.environ.get("DFW_CLUSTERS_DIR") else CACHE / "services"
 DEMO = {
     "unit_seconds": 0.5,
     "workloads": {

@@ -1,0 +1,286 @@
+"""The playbooks as AWX runs them: ansible-runner, credentials only from the K8S_AUTH_* variables of
+AWX's Kubernetes bearer-token credential (a ServiceAccount token on the local cluster, no kubeconfig
+anywhere), survey answers as strings, and the least-privilege rbac/ manifests enforced by the real
+API server. The Data Flywheel API is the SIMULATOR (tests/sim/flywheel_api)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+
+import pytest
+import yaml
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+
+from tests.integration.automation import (
+    ROOT,
+    awx_credential_env,
+    clean_environ,
+    delete_account,
+    make_account,
+    output,
+    run,
+    task_failures,
+    token,
+    totals,
+)
+from tests.integration.flywheel_sim import control
+from tests.sim.flywheel_api.simulator import start
+
+pytestmark = pytest.mark.cluster
+SURVEYS = yaml.safe_load((ROOT / "awx" / "vars" / "templates.yml").read_text())["dfw_awx_surveys"]
+JOBS = [{"workload_id": "primary_assistant", "client_id": "aiva-1"}]
+
+
+def survey_answers(*sections: str, **overrides) -> dict:
+    """The survey defaults of these sections, as strings (how AWX passes answers on)."""
+    answers = {q["variable"]: str(q["default"]) for s in sections for q in SURVEYS[s]}
+    answers.update({k: str(v) for k, v in overrides.items()})
+    return answers
+
+
+def as_account(env: dict) -> client.ApiClient:
+    """A Python client with the account's token and the CA, as the AWX credential gives them."""
+    cfg = client.Configuration()
+    cfg.host = env["K8S_AUTH_HOST"]
+    cfg.ssl_ca_cert = env["K8S_AUTH_SSL_CA_CERT"]
+    cfg.api_key = {"authorization": f"Bearer {env['K8S_AUTH_API_KEY']}"}
+    return client.ApiClient(cfg)
+
+
+def can_i(result_env: dict, tmp: Path, checks: list[dict]) -> list[dict]:
+    """access_review (SelfSubjectAccessReview) with the K8S_AUTH_* credentials only."""
+    playbook = tmp / f"can-i-{uuid.uuid4().hex[:6]}.yml"
+    playbook.write_text(
+        "- hosts: localhost\n  gather_facts: false\n  tasks:\n"
+        "    - dataflywheel.blueprint.access_review:\n        checks: " + json.dumps(checks) + "\n"
+        "      register: review\n"
+        "    - ansible.builtin.copy:\n        content: '{{ review.results | to_json }}'\n"
+        f"        dest: {playbook}.json\n        mode: '0600'\n"
+    )
+    result = run(tmp, str(playbook), result_env)
+    assert result.status == "successful", output(result)
+    return json.loads(Path(f"{playbook}.json").read_text())
+
+
+@pytest.fixture
+def sim():
+    server = start(unit_seconds=0.05)
+    control(server, "/_sim/config", {"workloads": {"primary_assistant/aiva-1": {"records": 300}}})
+    yield server
+    server.shutdown()
+
+
+@pytest.fixture
+def names():
+    tag = uuid.uuid4().hex[:6]
+    return {"data-flywheel": f"awx-df-{tag}", "nemo": f"awx-nemo-{tag}", "dataflywheel-automation": f"awx-sa-{tag}"}
+
+
+def test_site_with_awx_credential_variables_only(
+    vanilla_kubeconfig, vanilla, tool_env, sim, names, tmp_path, monkeypatch
+):
+    """Must show 2 (first half): the whole site.yml under ansible-runner, credentials from K8S_AUTH_* only,
+    as an account bound to rbac/inspect.yml + rbac/installer.yml; rerun changed=0; survey strings coerced."""
+    account = make_account(vanilla_kubeconfig, tool_env, ["inspect.yml", "installer.yml"], names)
+    try:
+        sa_token = token(vanilla, account)
+        clean_environ(monkeypatch, tmp_path / "home")
+        env = {**awx_credential_env(vanilla_kubeconfig, sa_token, tmp_path), "FLYWHEEL_API_URL": sim.url}
+        namespace = names["data-flywheel"]
+        answers = survey_answers(
+            "namespaces",
+            "preflight",
+            "remediate",
+            "run",
+            flywheel_prereqs_namespace=namespace,
+            remediate_namespace=namespace,
+            preflight_min_gpu_nodes=1,
+            flywheel_run_wait_timeout=300,
+            flywheel_run_progress_interval=2,
+        )
+        extra = {**answers, "flywheel_run_jobs": JOBS, "flywheel_run_artifacts_dir": str(tmp_path / "reports")}
+
+        first = run(tmp_path, "site.yml", env, extra, inventory=str(ROOT / "inventories" / "local"))
+        text = output(first)
+        assert first.status == "successful", text[-6000:]
+        assert totals(first)["failures"] == 0 and totals(first)["changed"] > 0
+        assert sa_token not in text, "the token leaked into the job output"
+        assert not {"KUBECONFIG", "K8S_AUTH_KUBECONFIG"} & set(first.config.env), "a kubeconfig was reachable"
+        assert not (tmp_path / "home" / ".kube").exists()
+        # what the stages did, read back as the cluster admin
+        core, rbac = client.CoreV1Api(vanilla), client.RbacAuthorizationV1Api(vanilla)
+        ns = core.read_namespace(namespace)
+        assert ns.metadata.labels["app.kubernetes.io/managed-by"] == "dataflywheel.blueprint"
+        record = core.read_namespaced_config_map("dataflywheel-blueprint", namespace).data
+        assert record["platform"] == "vanilla"
+        assert rbac.read_namespaced_role("nemoevaluator-extra", namespace).rules[0].verbs == ["delete"]
+        maps = client.CustomObjectsApi(vanilla).get_cluster_custom_object(
+            "admissionregistration.k8s.io", "v1beta1", "mutatingadmissionpolicies", f"dfw-scratch-{namespace}"
+        )
+        assert maps["metadata"]["labels"]["dataflywheel.blueprint/remediation"] == "scratch-volume"
+        report = json.loads((tmp_path / "reports" / "report.json").read_text())
+        assert [j["status"] for j in report["jobs"]] == ["completed"]
+        started = len(control(sim, "/_sim/jobs")["jobs"])
+        assert started == 1
+
+        # rerun with the same (string) answers: nothing changes, no job is started
+        again = run(tmp_path, "site.yml", env, extra, inventory=str(ROOT / "inventories" / "local"))
+        assert again.status == "successful", output(again)[-6000:]
+        assert totals(again)["changed"] == 0, output(again)[-6000:]
+        assert len(control(sim, "/_sim/jobs")["jobs"]) == started
+
+        # the survey's "false" is false: a fresh job is started (a string "false" would be truthy)
+        fresh = run(
+            tmp_path,
+            "playbooks/flywheel_run.yml",
+            env,
+            {**extra, "flywheel_run_reuse_completed": "false"},
+            inventory=str(ROOT / "inventories" / "local"),
+        )
+        assert fresh.status == "successful", output(fresh)[-6000:]
+        assert len(control(sim, "/_sim/jobs")["jobs"]) == started + 1
+
+        # outside the manifests: denied by the API server, to the account's own token
+        with pytest.raises(ApiException) as err:
+            client.CertificatesV1Api(as_account(env)).list_certificate_signing_request()
+        assert err.value.status == 403 and account.user in err.value.body
+        review = can_i(
+            env,
+            tmp_path,
+            [
+                {"verb": "create", "resource": "namespaces"},
+                {"verb": "delete", "resource": "nodes"},
+                {"verb": "impersonate", "resource": "users"},
+                {"verb": "list", "resource": "certificatesigningrequests", "group": "certificates.k8s.io"},
+            ],
+        )
+        assert [r["allowed"] for r in review] == [True, False, False, False], review
+    finally:
+        delete_account(vanilla_kubeconfig, tool_env, account)
+        client.CoreV1Api(vanilla).delete_namespace(names["data-flywheel"])
+
+
+def test_bad_survey_answer_stops_the_run_before_anything_changes(
+    vanilla_kubeconfig, vanilla, tool_env, sim, names, tmp_path, monkeypatch
+):
+    account = make_account(vanilla_kubeconfig, tool_env, ["inspect.yml", "installer.yml"], names)
+    try:
+        clean_environ(monkeypatch, tmp_path / "home")
+        env = {**awx_credential_env(vanilla_kubeconfig, token(vanilla, account), tmp_path), "FLYWHEEL_API_URL": sim.url}
+        namespace = names["data-flywheel"]
+        extra = survey_answers(
+            "namespaces",
+            "preflight",
+            "remediate",
+            "run",
+            flywheel_prereqs_namespace=namespace,
+            remediate_namespace=namespace,
+        )
+        extra["flywheel_run_wait_timeout"] = "soon"
+        extra["remediate_cluster_scoped"] = "maybe"
+        result = run(tmp_path, "site.yml", env, extra, inventory=str(ROOT / "inventories" / "local"))
+        assert result.status == "failed"
+        failures = " ".join(task_failures(result))
+        assert "flywheel_run_wait_timeout" in failures and "remediate_cluster_scoped" in failures, failures
+        assert "nothing was changed" in failures
+        assert totals(result)["changed"] == 0
+        with pytest.raises(ApiException) as err:
+            client.CoreV1Api(vanilla).read_namespace(namespace)
+        assert err.value.status == 404  # the cluster stage never ran
+        assert control(sim, "/_sim/jobs")["jobs"] == []
+    finally:
+        delete_account(vanilla_kubeconfig, tool_env, account)
+
+
+def test_runner_role_only_runs_jobs_and_namespaced_remediations(
+    vanilla_kubeconfig, vanilla, tool_env, sim, names, tmp_path, monkeypatch
+):
+    """Must show 2 (second half): flywheel_run and the namespaced remediations with a token bound only to
+    the namespaced runner Role (plus the read-only inspect ClusterRole platform detection needs)."""
+    core = client.CoreV1Api(vanilla)
+    for key in ("data-flywheel", "nemo"):  # the platform team creates the namespaces
+        core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=names[key])))
+    account = make_account(vanilla_kubeconfig, tool_env, ["inspect.yml", "runner.yml"], names)
+    try:
+        sa_token = token(vanilla, account)
+        clean_environ(monkeypatch, tmp_path / "home")
+        env = {**awx_credential_env(vanilla_kubeconfig, sa_token, tmp_path), "FLYWHEEL_API_URL": sim.url}
+        inventory = str(ROOT / "inventories" / "local")
+        answers = survey_answers(
+            "namespaces",
+            "preflight",
+            "remediate",
+            "run",
+            flywheel_prereqs_namespace=names["data-flywheel"],
+            remediate_namespace=names["nemo"],
+            preflight_installs="false",
+            remediate_cluster_scoped="false",
+            flywheel_run_progress_interval=2,
+        )
+        extra = {**answers, "flywheel_run_jobs": JOBS, "flywheel_run_artifacts_dir": str(tmp_path / "reports")}
+
+        for playbook in ("playbooks/preflight.yml", "playbooks/remediate.yml", "playbooks/flywheel_run.yml"):
+            result = run(tmp_path, playbook, env, extra, inventory=inventory)
+            assert result.status == "successful", f"{playbook}:\n{output(result)[-6000:]}"
+            assert sa_token not in output(result)
+        extra_role = client.RbacAuthorizationV1Api(vanilla).read_namespaced_role("nemoevaluator-extra", names["nemo"])
+        assert extra_role.rules[0].resources == ["secrets"] and extra_role.rules[0].verbs == ["delete"]
+        assert json.loads((tmp_path / "reports" / "report.json").read_text())["jobs"][0]["status"] == "completed"
+
+        # the preflight names what an install would need and this account lacks, before any change
+        denied = run(
+            tmp_path, "playbooks/preflight.yml", env, {**extra, "preflight_installs": "true"}, inventory=inventory
+        )
+        assert denied.status == "failed"
+        message = " ".join(task_failures(denied))
+        assert "[create namespaces]" in message and "rbac/installer.yml" in message, message
+        assert "[create mutatingadmissionpolicies.admissionregistration.k8s.io]" in message, message
+        assert "[create jobs.batch" not in message  # the runner Role grants that
+
+        # doing it anyway: the real API server refuses the cluster-scoped remediation with 403
+        forbidden = run(
+            tmp_path, "playbooks/remediate.yml", env, {**extra, "remediate_cluster_scoped": "true"}, inventory=inventory
+        )
+        assert forbidden.status == "failed"
+        refusal = " ".join(task_failures(forbidden))
+        assert "403" in refusal or "Forbidden" in refusal or "forbidden" in refusal, refusal
+        with pytest.raises(ApiException) as err:
+            client.CustomObjectsApi(vanilla).get_cluster_custom_object(
+                "admissionregistration.k8s.io", "v1beta1", "mutatingadmissionpolicies", f"dfw-scratch-{names['nemo']}"
+            )
+        assert err.value.status == 404
+
+        review = can_i(
+            env,
+            tmp_path,
+            [
+                {
+                    "verb": "create",
+                    "resource": "roles",
+                    "group": "rbac.authorization.k8s.io",
+                    "namespace": names["nemo"],
+                },
+                {"verb": "create", "resource": "jobs", "group": "batch", "namespace": names["data-flywheel"]},
+                {"verb": "create", "resource": "namespaces"},
+                {"verb": "get", "resource": "secrets", "namespace": "default"},
+                {"verb": "create", "resource": "roles", "group": "rbac.authorization.k8s.io", "namespace": "default"},
+                {
+                    "verb": "bind",
+                    "resource": "clusterroles",
+                    "group": "rbac.authorization.k8s.io",
+                    "name": "cluster-admin",
+                    "namespace": names["nemo"],
+                },
+            ],
+        )
+        assert [r["allowed"] for r in review] == [True, True, False, False, False, False], review
+        with pytest.raises(ApiException) as err:
+            client.CoreV1Api(as_account(env)).list_namespaced_secret("default")
+        assert err.value.status == 403
+    finally:
+        delete_account(vanilla_kubeconfig, tool_env, account)
+        for key in ("data-flywheel", "nemo"):
+            core.delete_namespace(names[key])
