@@ -40,6 +40,11 @@ def _nims(results):
     return out
 
 
+def _fmt(number):
+    """A score as a person writes it: up to 4 significant digits, no trailing zeros."""
+    return "%.4g" % number
+
+
 def _num(value):
     try:
         return float(value)
@@ -86,16 +91,17 @@ def decide(results, metric="function_name_and_args_accuracy", margin=0.05, basel
         elif row["baseline_score"] is None:
             row["reason"] = "no %s %s score to compare with" % (baseline, metric)
         else:
-            row["lead"] = round(row["customized_score"] - row["baseline_score"], 6)
-            row["eligible"] = row["lead"] >= round(margin, 6)
-            row["reason"] = "%s %.4g vs %s %.4g (%+.4g %s margin %.4g)" % (
-                "customized",
-                row["customized_score"],
+            score, base = float(row["customized_score"]), float(row["baseline_score"])
+            lead = round(score - base, 6)
+            row["lead"] = lead
+            row["eligible"] = lead >= round(margin, 6)
+            row["reason"] = "customized %s vs %s %s (%s %s margin %s)" % (
+                _fmt(score),
                 baseline,
-                row["baseline_score"],
-                row["lead"],
+                _fmt(base),
+                ("+" if lead >= 0 else "") + _fmt(lead),
                 ">=" if row["eligible"] else "<",
-                margin,
+                _fmt(margin),
             )
         candidates.append(row)
     eligible = [c for c in candidates if c["eligible"]]
@@ -109,9 +115,9 @@ def decide(results, metric="function_name_and_args_accuracy", margin=0.05, basel
             "; ".join(lines),
         )
     else:
-        message = "no customized model beats its %s by the margin %.4g on %s, nothing promoted. Scores: %s" % (
+        message = "no customized model beats its %s by the margin %s on %s, nothing promoted. Scores: %s" % (
             baseline,
-            margin,
+            _fmt(margin),
             metric,
             "; ".join(lines),
         )

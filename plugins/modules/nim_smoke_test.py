@@ -111,7 +111,7 @@ def main():
             request_timeout=dict(type="int", default=120),
             model=dict(type="str", required=True),
             prompt=dict(type="str", default="Reply with one short sentence to confirm you are serving requests."),
-            max_tokens=dict(type="int", default=64),
+            max_tokens=dict(type="int", default=64, no_log=False),
             wait_timeout=dict(type="int", default=900),
             wait_sleep=dict(type="int", default=30),
         ),

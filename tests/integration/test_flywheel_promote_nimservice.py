@@ -48,7 +48,7 @@ def crd(vanilla):
     except utils.FailToCreateError as err:
         if not all(e.status == 409 for e in err.api_exceptions):
             raise
-    for _ in range(100):
+    for _attempt in range(100):
         conds = ext.read_custom_resource_definition(doc["metadata"]["name"]).status.conditions or []
         if any(c.type == "Established" and c.status == "True" for c in conds):
             return doc
