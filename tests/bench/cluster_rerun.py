@@ -3,6 +3,7 @@
 Starts (or reuses) the vanilla local cluster, packages the fixture charts, converges once if the
 stack is not there yet, then times a second run and reports:
   * wall time of the rerun (target: at most 45 s on 2 cores) and its changed count (must be 0);
+  * (--assume-converged skips the first run when the stack is known to be converged)
   * API requests the apiserver counted during the rerun: the sum of apiserver_request_total read
     from the real kube-apiserver's /metrics before and after. The metric has no per-client label,
     so the background traffic of the control plane (controller-manager, scheduler, kwok, the
@@ -82,8 +83,9 @@ def main() -> None:
     )
     api = config.new_client_from_config(config_file=kubeconfig)
 
-    print("converging once (skipped quickly if already converged) ...", flush=True)
-    run_playbook(env)
+    if "--assume-converged" not in sys.argv:
+        print("converging once (a no-op when the stack is already there) ...", flush=True)
+        run_playbook(env)
 
     idle_window = 20.0
     before = requests_total(api)

@@ -141,7 +141,7 @@ def test_cluster_check_diff_reports_nothing_then_exactly_one_change(stack):
     one = stack.run("cluster.yml", "--check", "--diff", "-e", json.dumps({"flywheel_data_split": split}), json_out=True)
     assert one.returncode == 0, one.stdout[-4000:]
     changes = changed_tasks(json.loads(one.stdout))
-    assert [name for name, _result in changes] == ["Helm release data-flywheel in data-flywheel"]
+    assert [name for name, _result in changes] == ["Helm release: data-flywheel/data-flywheel"]
     diff_text = json.dumps(changes[0][1].get("diff", {}))
     edits = [
         line.strip()
