@@ -141,14 +141,15 @@ def test_cluster_check_diff_reports_nothing_then_exactly_one_change(stack):
     one = stack.run("cluster.yml", "--check", "--diff", "-e", json.dumps({"flywheel_data_split": split}), json_out=True)
     assert one.returncode == 0, one.stdout[-4000:]
     changes = changed_tasks(json.loads(one.stdout))
-    assert [name for name, _result in changes] == ["Helm release: data-flywheel/data-flywheel"]
-    diff_text = json.dumps(changes[0][1].get("diff", {}))
+    # the json callback names a role's task "<role> : <name>"
+    assert [name.rpartition(" : ")[2] for name, _result in changes] == ["Helm release: data-flywheel/data-flywheel"]
+    diff_text = re.sub(r"\x1b\[[0-9;]*m", "", changes[0][1].get("diff", {}).get("prepared", ""))
     edits = [
         line.strip()
-        for line in "\n".join(d.get("prepared", "") for d in [changes[0][1].get("diff", {})]).splitlines()
+        for line in diff_text.splitlines()
         if re.match(r"^\s*[-+]\s", line) and not re.match(r"^\s*(---|\+\+\+)", line)
     ]
-    assert any("eval_size: 120" in e for e in edits), diff_text[:3000]
+    assert any("eval_size: 120" in e for e in edits), diff_text[-3000:]
     assert all("eval_size" in e for e in edits), edits
     assert len(edits) == 2, edits
 
