@@ -113,6 +113,7 @@ integration: venv binaries search-engine ## pytest: tests against the local clus
 
 .PHONY: molecule
 molecule: venv binaries ## molecule test for every scenario
+	eval "$$($(PY) tests/sim/cluster.py env --profile $(PROFILE))" && \
 	for s in $$(ls molecule); do $(BIN)/molecule test -s $$s || exit 1; done
 
 .PHONY: test
@@ -139,3 +140,7 @@ report-screenshot: ## PNG of reports/local-cluster/report.html with Debian's hea
 .PHONY: clean
 clean: cluster-down ## remove the venv and local caches of this checkout (not the binary cache)
 	rm -rf $(VENV) .collections .cache tests/output .pytest_cache
+
+.PHONY: bench-cluster
+bench-cluster: venv ## benchmark: wall time and API requests of a no-op rerun of playbooks/cluster.yml
+	$(PY) tests/bench/cluster_rerun.py

@@ -173,11 +173,138 @@ def namespace_uid(api: client.ApiClient) -> None:
             annotate_namespace(core, event["object"], blocks)
 
 
+# ---------------------------------------------------------------- operator-status
+# (group, version, plural, namespaced, ready state)
+OPERATED = [
+    ("nvidia.com", "v1", "clusterpolicies", False, "ready"),
+    ("apps.nvidia.com", "v1alpha1", "nimcaches", True, "Ready"),
+    ("apps.nvidia.com", "v1alpha1", "nimservices", True, "Ready"),
+    ("apps.nvidia.com", "v1alpha1", "nemoentitystores", True, "Ready"),
+    ("apps.nvidia.com", "v1alpha1", "nemodatastores", True, "Ready"),
+    ("apps.nvidia.com", "v1alpha1", "nemocustomizers", True, "Ready"),
+    ("apps.nvidia.com", "v1alpha1", "nemoevaluators", True, "Ready"),
+    ("apps.nvidia.com", "v1alpha1", "nemoguardrails", True, "Ready"),
+]
+STATE_ANN = "dfw-sim.emulation/state"
+
+
+def wanted_status(plural: str, obj: dict, ready: str) -> dict:
+    meta = obj["metadata"]
+    state = (meta.get("annotations") or {}).get(STATE_ANN, ready)
+    ok = state == ready
+    status: dict = {"state": state}
+    if plural == "clusterpolicies":
+        status["namespace"] = "gpu-operator"
+        return status
+    if plural == "nimcaches":
+        status["conditions"] = [
+            {
+                "type": "NIM_CACHE_JOB_COMPLETED",
+                "status": "True" if ok else "False",
+                "reason": "" if ok else "JobFailed",
+            }
+        ]
+        return status
+    status["conditions"] = [
+        {"type": "Ready", "status": "True" if ok else "False", "reason": "Ready" if ok else state, "message": ""},
+        {"type": "Failed", "status": "True" if state == "Failed" else "False", "reason": state, "message": ""},
+    ]
+    if plural == "nimservices":
+        port = (((obj.get("spec") or {}).get("expose") or {}).get("service") or {}).get("port", 8000)
+        status["model"] = {
+            "name": meta["name"],
+            "clusterEndpoint": f"http://{meta['name']}.{meta['namespace']}.svc.cluster.local:{port}",
+        }
+    return status
+
+
+def same_status(have: dict, want: dict) -> bool:
+    def strip(conds):
+        return [{k: c.get(k) for k in ("type", "status", "reason")} for c in conds or []]
+
+    return (
+        have.get("state") == want.get("state")
+        and strip(have.get("conditions")) == strip(want.get("conditions"))
+        and have.get("model") == want.get("model")
+    )
+
+
+def operator_status(api: client.ApiClient) -> None:
+    custom = client.CustomObjectsApi(api)
+    while not STOP.is_set():
+        for group, version, plural, namespaced, ready in OPERATED:
+            try:
+                items = custom.list_cluster_custom_object(group, version, plural)["items"]
+            except ApiException as exc:
+                if exc.status == 404:  # CRD not installed (yet)
+                    continue
+                raise
+            for obj in items:
+                if obj["metadata"].get("deletionTimestamp"):
+                    continue
+                want = wanted_status(plural, obj, ready)
+                if same_status(obj.get("status") or {}, want):
+                    continue
+                now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+                for cond in want.get("conditions", []):
+                    cond["lastTransitionTime"] = now
+                body = {"status": want}
+                name = obj["metadata"]["name"]
+                if namespaced:
+                    ns = obj["metadata"]["namespace"]
+                    custom.patch_namespaced_custom_object_status(group, version, ns, plural, name, body)
+                else:
+                    custom.patch_cluster_custom_object_status(group, version, plural, name, body)
+                LOG.info("operator-status: %s %s -> %s", plural, name, want["state"])
+        STOP.wait(2)
+
+
+# ---------------------------------------------------------------- olm-subscription
+def olm_subscription(api: client.ApiClient) -> None:
+    custom = client.CustomObjectsApi(api)
+    group, version = "operators.coreos.com", "v1alpha1"
+    while not STOP.is_set():
+        for sub in custom.list_cluster_custom_object(group, version, "subscriptions")["items"]:
+            if (sub.get("status") or {}).get("installedCSV") or sub["metadata"].get("deletionTimestamp"):
+                continue
+            ns, package = sub["metadata"]["namespace"], sub["spec"]["name"]
+            csv = f"{package}.v0.0.0-emulated"
+            body = {
+                "apiVersion": f"{group}/{version}",
+                "kind": "ClusterServiceVersion",
+                "metadata": {"name": csv, "namespace": ns},
+                "spec": {"displayName": f"{package} (EMULATED by the local test cluster)"},
+            }
+            try:
+                custom.create_namespaced_custom_object(group, version, ns, "clusterserviceversions", body)
+            except ApiException as exc:
+                if exc.status != 409:
+                    raise
+            custom.patch_namespaced_custom_object_status(
+                group,
+                version,
+                ns,
+                "clusterserviceversions",
+                csv,
+                {"status": {"phase": "Succeeded", "reason": "InstallSucceeded"}},
+            )
+            custom.patch_namespaced_custom_object_status(
+                group,
+                version,
+                ns,
+                "subscriptions",
+                sub["metadata"]["name"],
+                {"status": {"state": "AtLatestKnown", "currentCSV": csv, "installedCSV": csv}},
+            )
+            LOG.info("olm-subscription: %s/%s -> %s Succeeded", ns, sub["metadata"]["name"], csv)
+        STOP.wait(2)
+
+
 LOOPS = {
-    "vanilla": [pv_provisioner],
-    "openshift": [pv_provisioner, namespace_uid],
-    "pcai": [pv_provisioner],
-    "nutanix": [pv_provisioner],
+    "vanilla": [pv_provisioner, operator_status],
+    "openshift": [pv_provisioner, namespace_uid, operator_status, olm_subscription],
+    "pcai": [pv_provisioner, operator_status],
+    "nutanix": [pv_provisioner, operator_status],
 }
 
 

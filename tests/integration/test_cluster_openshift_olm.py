@@ -1,0 +1,92 @@
+"""gpu_operator and nim_operator on the openshift profile: OLM Subscriptions, no helm releases.
+
+The local cluster serves the OLM API (CRDs only); its olm-subscription emulator writes what OLM
+would write once an operator is installed (an installed CSV in phase Succeeded), and its
+operator-status emulator writes the ClusterPolicy's state. The fixture CRDs are applied first, as
+the operators' bundles would install them: OLM installs nothing here.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from kubernetes import client, config, utils
+
+from tests.integration.conftest import kubeconfig_for
+from tests.integration.flywheel_sim import ansible_env
+
+pytestmark = pytest.mark.cluster
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+PLAY = """
+- hosts: flywheel_clusters
+  gather_facts: false
+  module_defaults:
+    group/kubernetes.core.k8s:
+      kubeconfig: "{{ flywheel_kubeconfig }}"
+  vars:
+    flywheel_platform: openshift
+  tasks:
+    - ansible.builtin.include_role: {name: dataflywheel.blueprint.gpu_operator}
+    - ansible.builtin.include_role: {name: dataflywheel.blueprint.nim_operator}
+"""
+
+
+def run(playbook: Path, kubeconfig: str) -> str:
+    env = ansible_env({"DFW_KUBECONFIG": kubeconfig})
+    cmd = [
+        str(BIN / "ansible-playbook"),
+        "-i",
+        "tests/fixtures/inventory",
+        str(playbook),
+        "-e",
+        "gpu_operator_wait_timeout=120",
+    ]
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
+    found = re.search(r"local-cluster\s*:\s*ok=\d+\s+changed=(\d+)\s+unreachable=0\s+failed=0", proc.stdout)
+    assert found, proc.stdout[-5000:] + proc.stderr[-2000:]
+    return found.group(1)
+
+
+def test_cluster_operators_through_olm_on_openshift(tmp_path):
+    kubeconfig = kubeconfig_for("openshift")
+    api = config.new_client_from_config(config_file=kubeconfig)
+    for crds in sorted((ROOT / "tests" / "fixtures" / "crds").glob("*.yaml")):
+        try:
+            utils.create_from_yaml(api, str(crds))
+        except utils.FailToCreateError as err:
+            assert all(e.status == 409 for e in err.api_exceptions), err
+    playbook = tmp_path / "operators.yml"
+    playbook.write_text(PLAY)
+
+    assert int(run(playbook, kubeconfig)) > 0
+    custom = client.CustomObjectsApi(api)
+    gpu = custom.get_namespaced_custom_object(
+        "operators.coreos.com", "v1alpha1", "nvidia-gpu-operator", "subscriptions", "gpu-operator-certified"
+    )
+    assert gpu["spec"] == {
+        "name": "gpu-operator-certified",
+        "channel": "stable",
+        "source": "certified-operators",
+        "sourceNamespace": "openshift-marketplace",
+        "installPlanApproval": "Automatic",
+    }
+    groups = custom.list_namespaced_custom_object("operators.coreos.com", "v1", "nvidia-gpu-operator", "operatorgroups")
+    assert [g["spec"]["targetNamespaces"] for g in groups["items"]] == [["nvidia-gpu-operator"]]
+    nim = custom.get_namespaced_custom_object(
+        "operators.coreos.com", "v1alpha1", "openshift-operators", "subscriptions", "nim-operator-certified"
+    )
+    assert nim["spec"]["name"] == "nim-operator-certified"
+    policy = custom.get_cluster_custom_object("nvidia.com", "v1", "clusterpolicies", "cluster-policy")
+    assert policy["spec"]["driver"]["version"] == "570.172.08"
+    assert policy["status"]["state"] == "ready"
+    # no helm release: the operators came through OLM
+    names = {ns.metadata.name for ns in client.CoreV1Api(api).list_namespace().items}
+    assert not names & {"gpu-operator", "nim-operator"}
+
+    assert run(playbook, kubeconfig) == "0"

@@ -1,0 +1,224 @@
+"""playbooks/cluster.yml and playbooks/uninstall.yml on the local cluster, with the fixture charts.
+
+One converged stack per module; the tests run in order: no-op rerun (changed=0, same Pod UIDs,
+-vvv output kept), --check --diff (nothing, then exactly one change), secret hygiene (the -vvv
+output, every non-Secret API object, the files the runs left), uninstall then reinstall from a
+chart repository served over HTTP. Custom-resource status comes from the local cluster's
+operator-status emulator (tests/sim/emulators.py), not from a real operator.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import json
+import re
+import secrets as pysecrets
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+from kubernetes import client
+
+from tests.integration.flywheel_sim import ansible_env
+from tests.integration.secret_scan import scan_cluster, scan_files, scan_text
+
+pytestmark = pytest.mark.cluster
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+INVENTORY = ROOT / "tests" / "fixtures" / "inventory"
+NAMESPACES = ["data-flywheel", "gpu-operator", "nim-operator", "volcano-system"]
+RELEASES = {
+    "gpu-operator": "gpu-operator",
+    "nim-operator": "nim-operator",
+    "volcano": "volcano-system",
+    "data-flywheel": "data-flywheel",
+}
+
+
+class Stack:
+    def __init__(self, env: dict, secrets: dict, tmp: Path):
+        self.env = env
+        self.secrets = secrets
+        self.tmp = tmp
+        self.outputs: dict[str, str] = {}
+
+    def run(self, playbook: str, *args: str, extra_env: dict | None = None, json_out: bool = False):
+        env = {**self.env, **(extra_env or {})}
+        if json_out:
+            env.update(ANSIBLE_STDOUT_CALLBACK="json", ANSIBLE_LOAD_CALLBACK_PLUGINS="1")
+        cmd = [str(BIN / "ansible-playbook"), "-i", str(INVENTORY), f"playbooks/{playbook}", *args]
+        return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
+
+
+def recap_changed(out: str) -> int:
+    found = re.search(r"local-cluster\s*:\s*ok=\d+\s+changed=(\d+)\s+unreachable=0\s+failed=0", out)
+    assert found, f"the run failed or printed no recap:\n{out[-6000:]}"
+    return int(found.group(1))
+
+
+def pod_uids(api: client.ApiClient) -> dict[str, str]:
+    pods = client.CoreV1Api(api).list_pod_for_all_namespaces().items
+    return {
+        f"{p.metadata.namespace}/{p.metadata.name}": p.metadata.uid for p in pods if p.metadata.namespace in NAMESPACES
+    }
+
+
+def changed_tasks(report: dict) -> list[tuple[str, dict]]:
+    out = []
+    for play in report["plays"]:
+        for task in play["tasks"]:
+            result = task["hosts"].get("local-cluster", {})
+            if result.get("changed"):
+                out.append((task["task"]["name"], result))
+    return out
+
+
+@pytest.fixture(scope="module")
+def stack(vanilla_kubeconfig, tool_env, tmp_path_factory) -> Stack:
+    tmp = tmp_path_factory.mktemp("cluster-stack")
+    charts = subprocess.run(
+        [sys.executable, str(ROOT / "tests" / "fixtures" / "package_charts.py"), str(tmp / "charts")],
+        env=tool_env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    secrets = {
+        "ngc": "nvapi-" + pysecrets.token_hex(20),
+        "nvidia": "nvapi-" + pysecrets.token_hex(20),
+        "hf": "hf_" + pysecrets.token_hex(16),
+        "db": pysecrets.token_hex(16),
+    }
+    (tmp / "ansible-tmp").mkdir()
+    env = ansible_env(
+        {
+            **{k: v for k, v in tool_env.items() if k in ("PATH", "HELM_PLUGINS", "KUBECONFIG")},
+            "DFW_KUBECONFIG": vanilla_kubeconfig,
+            "DFW_FIXTURE_CHARTS": charts,
+            "DFW_TEST_NGC_API_KEY": secrets["ngc"],
+            "DFW_TEST_NVIDIA_API_KEY": secrets["nvidia"],
+            "DFW_TEST_HF_TOKEN": secrets["hf"],
+            "DFW_TEST_DB_PASSWORD": secrets["db"],
+            "ANSIBLE_LOCAL_TEMP": str(tmp / "ansible-tmp"),
+            "TMPDIR": str(tmp / "ansible-tmp"),
+        }
+    )
+    stack = Stack(env, secrets, tmp)
+    first = stack.run("cluster.yml")
+    recap_changed(first.stdout)
+    stack.outputs["converge"] = first.stdout + first.stderr
+    return stack
+
+
+def test_cluster_noop_rerun_changes_nothing_and_restarts_nothing(stack, vanilla):
+    before = pod_uids(vanilla)
+    assert any(name.startswith("data-flywheel/df-api-deployment-") for name in before), before
+    rerun = stack.run("cluster.yml", "-vvv")
+    stack.outputs["rerun -vvv"] = rerun.stdout + rerun.stderr
+    assert recap_changed(rerun.stdout) == 0, [line for line in rerun.stdout.splitlines() if line.startswith("changed")]
+    assert pod_uids(vanilla) == before
+
+
+def test_cluster_check_diff_reports_nothing_then_exactly_one_change(stack):
+    quiet = stack.run("cluster.yml", "--check", "--diff", json_out=True)
+    assert quiet.returncode == 0, quiet.stdout[-4000:]
+    report = json.loads(quiet.stdout)
+    assert changed_tasks(report) == []
+    assert report["stats"]["local-cluster"]["changed"] == 0
+
+    split = {
+        "eval_size": 120,
+        "val_ratio": 0.1,
+        "min_total_records": 50,
+        "random_seed": None,
+        "limit": 1000,
+        "parse_function_arguments": True,
+    }
+    one = stack.run("cluster.yml", "--check", "--diff", "-e", json.dumps({"flywheel_data_split": split}), json_out=True)
+    assert one.returncode == 0, one.stdout[-4000:]
+    changes = changed_tasks(json.loads(one.stdout))
+    # the json callback names a role's task "<role> : <name>"
+    assert [name.rpartition(" : ")[2] for name, _result in changes] == ["Helm release: data-flywheel/data-flywheel"]
+    diff_text = re.sub(r"\x1b\[[0-9;]*m", "", changes[0][1].get("diff", {}).get("prepared", ""))
+    edits = [
+        line.strip()
+        for line in diff_text.splitlines()
+        if re.match(r"^\s*[-+]\s", line) and not re.match(r"^\s*(---|\+\+\+)", line)
+    ]
+    assert any("eval_size: 120" in e for e in edits), diff_text[-3000:]
+    assert all("eval_size" in e for e in edits), edits
+    assert len(edits) == 2, edits
+
+
+def test_cluster_no_secret_value_in_output_objects_or_files(stack, vanilla):
+    assert "rerun -vvv" in stack.outputs, "needs the -vvv rerun of the first test"
+    leaks = []
+    for what, text in stack.outputs.items():
+        leaks += scan_text(text, stack.secrets, f"output of {what}")
+    # every object that is not a Secret (ConfigMaps, Deployments, custom resources, events, and
+    # whatever helm would store outside Secrets)
+    leaks += scan_cluster(vanilla, stack.secrets)
+    leaks += scan_files([stack.tmp, Path.home() / ".ansible"], stack.secrets)
+    leaks += scan_files(
+        [ROOT], stack.secrets, skip=[ROOT / ".venv", ROOT / ".git", ROOT / ".collections", ROOT / ".cache"]
+    )
+    assert [str(x) for x in leaks] == []
+    # the Secrets do carry them: the scan looked at the right values
+    pull = client.CoreV1Api(vanilla).read_namespaced_secret("ngc-api", "data-flywheel")
+    assert pull.data["NGC_API_KEY"]
+
+
+@pytest.fixture
+def chart_repo(stack):
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(stack.tmp / "charts"))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def test_cluster_uninstall_then_install_from_a_chart_repository(stack, vanilla, chart_repo, tool_env):
+    core = client.CoreV1Api(vanilla)
+    custom = client.CustomObjectsApi(vanilla)
+    # a NIMService whose operator is gone keeps its finalizer: uninstall must clear it
+    try:
+        core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name="nemo")))
+    except client.ApiException as exc:
+        assert exc.status == 409
+    custom.create_namespaced_custom_object(
+        "apps.nvidia.com",
+        "v1alpha1",
+        "nemo",
+        "nimservices",
+        {
+            "apiVersion": "apps.nvidia.com/v1alpha1",
+            "kind": "NIMService",
+            "metadata": {"name": "leftover", "finalizers": ["finalizer.nimservice.apps.nvidia.com"]},
+            "spec": {"image": {"repository": "nvcr.io/nim/meta/llama-3.2-1b-instruct", "tag": "1.8.3"}},
+        },
+    )
+
+    gone = stack.run("uninstall.yml")
+    assert recap_changed(gone.stdout) > 0
+    names = {ns.metadata.name for ns in core.list_namespace().items}
+    assert not names & {"data-flywheel", "nemo"}, names
+    releases = subprocess.run(
+        ["helm", "list", "-A", "-o", "json"], env=tool_env, capture_output=True, text=True, check=True
+    ).stdout
+    assert json.loads(releases) == []
+
+    again = stack.run("cluster.yml", extra_env={"DFW_FIXTURE_REPO_URL": chart_repo})
+    assert recap_changed(again.stdout) > 0
+    listed = json.loads(
+        subprocess.run(
+            ["helm", "list", "-A", "-o", "json"], env=tool_env, capture_output=True, text=True, check=True
+        ).stdout
+    )
+    assert {r["name"]: r["namespace"] for r in listed} == RELEASES
+    assert all(r["status"] == "deployed" for r in listed), listed
+    stack.outputs["reinstall"] = again.stdout + again.stderr
