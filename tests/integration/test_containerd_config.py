@@ -104,7 +104,8 @@ def test_second_run_changes_nothing(etc):
     config = write(etc, EXISTING)
     # enable_cdi is left out: containerd 1.6 has no CDI support (1.7+), its dump drops the key
     settings = nvidia_settings(2, "/usr/bin/nvidia-container-runtime", True, set_default=True)
-    once, _ = ensure(config.read_text(), settings)
+    once, first_changes = ensure(config.read_text(), settings)
+    assert len(first_changes) == 4
     twice, changed = ensure(once, settings)
     assert changed == []
     assert twice == once
