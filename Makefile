@@ -116,6 +116,11 @@ molecule: venv binaries ## molecule test for every scenario
 	eval "$$($(PY) tests/sim/cluster.py env --profile $(PROFILE))" && \
 	for s in $$(ls molecule); do $(BIN)/molecule test -s $$s || exit 1; done
 
+.PHONY: gpu-host-deps
+gpu-host-deps: ## Debian packages the GPU host tests use: debootstrap, containerd (needs root)
+	command -v debootstrap >/dev/null && command -v containerd >/dev/null || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends debootstrap containerd; }
+
 .PHONY: test
 test: venv binaries lint sanity unit integration molecule ## everything CI runs
 	@echo "make test: all passed"
