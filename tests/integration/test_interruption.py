@@ -11,7 +11,9 @@ Store must equal the reference's.
 from __future__ import annotations
 
 import itertools
+import os
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -105,10 +107,19 @@ class Attempt:
                     raise
 
 
-def kill_plan(scenario: dict, task_count: int) -> list[tuple[int, str, float]]:
-    points = range(1, task_count + 1) if scenario["points"] == "all" else scenario["points"]
+def kill_plan(scenario: dict, tasks: list[str]) -> list[tuple[int, str, float]]:
+    """(task index, signal, delay) per kill point; a named point that matches no task is an error."""
+    wanted = range(1, len(tasks) + 1) if scenario["points"] == "all" else scenario["points"]
+    points = []
+    for point in wanted:
+        if isinstance(point, str):
+            index = next((i for i, name in enumerate(tasks, 1) if point in name), None)
+            assert index is not None, f"kill point {point!r} names no task of {scenario['playbook']}: {tasks}"
+            points.append(index)
+        elif point <= len(tasks):
+            points.append(point)
     signals, delays = itertools.cycle(scenario["signals"]), itertools.cycle(scenario["delays"])
-    return [(p, next(signals), next(delays)) for p in points if p <= task_count]
+    return [(p, next(signals), next(delays)) for p in points]
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=[s["id"] for s in SCENARIOS])
@@ -124,32 +135,36 @@ def test_killed_runs_converge_on_rerun(scenario, tmp_path, record_property):
         assert expected["cluster"], "the reference run created nothing: the scenario tests nothing"
     finally:
         ref.cleanup()
-    plan = kill_plan(scenario, len(first.tasks))
+    plan = kill_plan(scenario, first.tasks)
     record_property("kill_points", len(plan))
     assert len(plan) >= min(3, len(first.tasks)), first.tasks
 
-    failures = []
-    for index, (point, sig, delay) in enumerate(plan):
+    def one(index: int, point: int, sig: str, delay: float) -> str | None:
         attempt = Attempt(scenario, kubeconfig, api, tmp_path, f"k{index}")
         try:
             interrupted = attempt.run(kill_at=point, sig=sig, delay=delay)
             where = f"{sig} {delay}s into task {point} ({first.tasks[point - 1]!r})"
             if interrupted.killed_at is None:
                 # the playbook finished before the signal: nothing was tested at this point
-                failures.append(f"{where}: the run ended before the signal (rc {interrupted.returncode})")
-                continue
-            assert interrupted.returncode != 0, f"{where}: a killed run must not report success"
+                return f"{where}: the run ended before the signal (rc {interrupted.returncode})"
+            if interrupted.returncode == 0:
+                return f"{where}: a killed run reported success"
             rerun = attempt.run()
             if rerun.returncode != 0:
-                failures.append(f"{where}: the rerun failed:\n{rerun.output[-3000:]}")
-                continue
+                return f"{where}: the rerun failed:\n{rerun.output[-3000:]}"
             got = attempt.state()
             if got != expected:
-                failures.append(
+                return (
                     f"{where}: end state differs from the uninterrupted run:\n"
                     + cluster_state.diff(expected["cluster"], got["cluster"])
                     + ("" if got["entity_store"] == expected["entity_store"] else "\nEntity Store differs")
                 )
+            return None
         finally:
             attempt.cleanup()
+
+    # kill points are independent (own namespaces, own simulator): a few at a time
+    with ThreadPoolExecutor(max_workers=int(os.environ.get("DFW_TEST_PARALLEL", "3"))) as pool:
+        results = list(pool.map(lambda args: one(*args), [(i, *p) for i, p in enumerate(plan)]))
+    failures = [r for r in results if r]
     assert not failures, "\n\n".join(failures)
