@@ -135,8 +135,9 @@ def owned_state(api, namespaces: dict[str, str], cluster_kinds=(), cluster_name_
                     first = value.split("/")[0]
                     if first.isdigit():
                         text = re.sub(rf"(?<![0-9]){first}(?![0-9])", f"{placeholder}:uid", text)
+    # also inside names derived from the namespace (dfw-scratch-<ns>) and in the keys
     for real, placeholder in sorted(namespaces.items(), key=lambda kv: -len(kv[0])):
-        text = re.sub(rf"(?<![a-z0-9-]){re.escape(real)}(?![a-z0-9])", placeholder, text)
+        text = re.sub(rf"(?<![a-z0-9]){re.escape(real)}(?![a-z0-9])", placeholder, text)
     text = UUID_RE.sub("<uid>", TIME_RE.sub("<time>", text))
     return dict(sorted(json.loads(text).items()))
 
