@@ -26,14 +26,18 @@ options:
     type: str
     required: true
   api_token:
-    description: Bearer token, if the Entity Store is behind an authenticating gateway.
+    description:
+      - Bearer token, if the Entity Store is behind an authenticating gateway. Never logged.
+      - Falls back to E(NEMO_ENTITY_STORE_TOKEN).
     type: str
   validate_certs:
-    description: Verify TLS certificates.
+    description: Verify TLS certificates. Leave on; give O(ca_path) for a private CA instead.
     type: bool
     default: true
   ca_path:
-    description: CA bundle for TLS verification.
+    description:
+      - PEM file with the CA certificate(s) that signed the Entity Store's certificate (private CA).
+      - Falls back to E(NEMO_ENTITY_STORE_CA_PATH).
     type: path
   request_timeout:
     description: Seconds per HTTP request.
@@ -131,9 +135,9 @@ def main():
     module = AnsibleModule(
         argument_spec=dict(
             entity_store_url=dict(type="str", required=True, fallback=(env_fallback, ["NEMO_ENTITY_STORE_URL"])),
-            api_token=dict(type="str", no_log=True),
+            api_token=dict(type="str", no_log=True, fallback=(env_fallback, ["NEMO_ENTITY_STORE_TOKEN"])),
             validate_certs=dict(type="bool", default=True),
-            ca_path=dict(type="path"),
+            ca_path=dict(type="path", fallback=(env_fallback, ["NEMO_ENTITY_STORE_CA_PATH"])),
             request_timeout=dict(type="int", default=30),
             namespace=dict(type="str", required=True),
             name=dict(type="str", required=True),

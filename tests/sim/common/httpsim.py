@@ -105,6 +105,10 @@ class SimHandler(BaseHTTPRequestHandler):
             self._send(*self._control(method, url.path, body))
             return
         self.server.count(f"{method} {self.ID_RE.sub('/{id}', url.path)}")
+        if self.headers.get("Authorization"):  # counted, never stored: tests prove a token was sent
+            with self.server.stats_lock:  # not part of "total"
+                key = "with Authorization header"
+                self.server.stats[key] = self.server.stats.get(key, 0) + 1
         faults = self.server.faults
         if faults.latency:
             time.sleep(faults.latency)

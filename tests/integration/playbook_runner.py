@@ -1,0 +1,125 @@
+"""Run ansible-playbook the way the reliability tests need: in its own process group, with the
+task-marker callback, optionally killed when a chosen task has started."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+CALLBACKS = Path(__file__).resolve().parent / "callback_plugins"
+
+
+@dataclass
+class Run:
+    returncode: int
+    stdout: str
+    stderr: str
+    tasks: list[str]  # task names in start order
+    killed_at: int | None = None  # task index the signal was sent after
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+    def recap(self, host: str) -> dict[str, int]:
+        for line in self.stdout.splitlines():
+            if line.startswith(host) and "ok=" in line:
+                return {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", line)}
+        raise AssertionError(f"no PLAY RECAP line for {host}:\n{self.output[-3000:]}")
+
+
+def env_for(marker: Path, extra: dict | None = None) -> dict:
+    return {
+        **os.environ,
+        "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
+        "ANSIBLE_LOCALHOST_WARNING": "false",
+        "ANSIBLE_INVENTORY_UNPARSED_WARNING": "false",
+        "ANSIBLE_CALLBACK_PLUGINS": str(CALLBACKS),
+        "ANSIBLE_CALLBACKS_ENABLED": "dfw_task_marker",
+        "ANSIBLE_NOCOLOR": "1",
+        "DFW_TASK_MARKER_FILE": str(marker),
+        **(extra or {}),
+    }
+
+
+def _tasks(marker: Path) -> list[str]:
+    if not marker.exists():
+        return []
+    return [line.split("\t", 2)[2] for line in marker.read_text().splitlines() if line.count("\t") >= 2]
+
+
+def play(
+    playbook: str,
+    extra_vars: dict,
+    marker: Path,
+    inventory: str | None = None,
+    env: dict | None = None,
+    kill_at: int | None = None,
+    sig: str = "SIGKILL",
+    delay: float = 0.0,
+    verbosity: int = 0,
+    timeout: float = 600,
+    extra_args: list[str] | None = None,
+) -> Run:
+    """ansible-playbook in a new session. With kill_at, `sig` is sent `delay` seconds after task
+    number kill_at started: SIGKILL / SIGINT to the whole process group, SIGKILL-main to the
+    ansible-playbook process alone."""
+    marker.unlink(missing_ok=True)
+    cmd = [str(BIN / "ansible-playbook"), playbook, "-e", json.dumps(extra_vars)]
+    if inventory:
+        cmd += ["-i", inventory]
+    if verbosity:
+        cmd.append("-" + "v" * verbosity)
+    cmd += extra_args or []
+    out_path, err_path = marker.with_suffix(".out"), marker.with_suffix(".err")
+    with open(out_path, "w") as out, open(err_path, "w") as err:
+        proc = subprocess.Popen(  # noqa: S603 - our own ansible-playbook
+            cmd,
+            stdout=out,
+            stderr=err,
+            stdin=subprocess.DEVNULL,
+            env=env_for(marker, env),
+            cwd=ROOT,
+            start_new_session=True,
+        )
+        killed = None
+        deadline = time.monotonic() + timeout
+        while proc.poll() is None:
+            if time.monotonic() > deadline:
+                os.killpg(proc.pid, signal.SIGKILL)
+                raise AssertionError(f"{playbook} did not finish in {timeout}s")
+            if kill_at is not None and killed is None and len(_tasks(marker)) >= kill_at:
+                time.sleep(delay)
+                if proc.poll() is None:
+                    if sig == "SIGKILL-main":
+                        os.kill(proc.pid, signal.SIGKILL)
+                    else:
+                        os.killpg(proc.pid, getattr(signal, sig))
+                    killed = kill_at
+            time.sleep(0.02)
+        proc.wait()
+    if sig == "SIGKILL-main" and killed is not None:
+        _wait_orphans(proc.pid)
+    return Run(proc.returncode, out_path.read_text(), err_path.read_text(), _tasks(marker), killed)
+
+
+def _wait_orphans(pgid: int, timeout: float = 60) -> None:
+    """After killing only the main process, its forks finish their task on their own; wait for
+    them (bounded) so the rerun is not racing leftovers of a process the test started."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    os.killpg(pgid, signal.SIGKILL)

@@ -1,0 +1,335 @@
+"""Faults: flaky simulators and a briefly unavailable API server.
+
+Runs either complete or stop with a diagnosis (no traceback), never create duplicate flywheel
+jobs or Entity Store entries, and a rerun after a stop converges to the same end state as an
+undisturbed run, so nothing half-applied is left behind.
+
+The API server faults act on this checkout's own local cluster only (DFW_CLUSTERS_DIR): its
+kube-apiserver process is paused with SIGSTOP/SIGCONT (a hung or overloaded API server: requests
+hang, then finish), or the cluster is stopped and started with kwokctl (a restarting API server:
+connections are refused). Skipped with that reason against TEST_KUBECONFIG clusters.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from kubernetes import client
+
+from tests.integration import cluster_state
+from tests.integration.conftest import LAUNCHER
+from tests.integration.flywheel_sim import control
+from tests.integration.playbook_runner import play
+from tests.sim import cluster as simcluster
+from tests.sim.entity_store.simulator import start as start_entity_store
+from tests.sim.flywheel_api.simulator import start as start_flywheel_api
+
+JOBS = [{"workload_id": "primary_assistant", "client_id": f"aiva-{i}"} for i in (1, 2, 3)]
+MODELS = [
+    {"name": "meta/llama-3.2-1b-instruct", "nim_service": "llama-3-2-1b-instruct"},
+    {"name": "meta/llama-3.2-3b-instruct", "nim_service": "llama-3-2-3b-instruct"},
+]
+
+
+def run_role(api_url, tmp_path, label, **extra):
+    variables = {
+        "flywheel_run_api_url": api_url,
+        "flywheel_run_jobs": JOBS,
+        "flywheel_run_artifacts_dir": str(tmp_path / "reports"),
+        "flywheel_run_wait_sleep": 1,
+        "flywheel_run_progress_interval": 2,
+        **extra,
+    }
+    return play("playbooks/flywheel_run.yml", variables, tmp_path / f"{label}.tasks", inventory="inventories/local")
+
+
+def jobs_per_client(server) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for job in control(server, "/_sim/jobs")["jobs"]:
+        out[job["client_id"]] = out.get(job["client_id"], 0) + 1
+    return out
+
+
+# ---------------------------------------------------------------- the Data Flywheel API simulator
+@pytest.fixture
+def flywheel_api():
+    server = start_flywheel_api(unit_seconds=0.05)
+    yield server
+    server.shutdown()
+
+
+def test_flywheel_run_completes_through_errors_latency_and_drops_without_duplicates(flywheel_api, tmp_path):
+    control(flywheel_api, "/_sim/faults", {"error_rate": 0.25, "latency": 0.05, "drop_post_rate": 0.6, "seed": 3})
+    result = run_role(flywheel_api.url, tmp_path, "flaky")
+    assert result.returncode == 0, result.output[-4000:]
+    stats = control(flywheel_api, "/_sim/stats")
+    assert stats.get("POST /api/jobs", 0) >= 3
+    assert jobs_per_client(flywheel_api) == {"aiva-1": 1, "aiva-2": 1, "aiva-3": 1}
+    # faults off: the rerun reports the same jobs and starts none
+    control(flywheel_api, "/_sim/faults", {"error_rate": 0, "latency": 0, "drop_post_rate": 0})
+    rerun = run_role(flywheel_api.url, tmp_path, "rerun")
+    assert rerun.returncode == 0 and rerun.recap("local-cluster")["changed"] == 0, rerun.output[-3000:]
+    assert jobs_per_client(flywheel_api) == {"aiva-1": 1, "aiva-2": 1, "aiva-3": 1}
+
+
+def test_flywheel_run_stops_with_a_diagnosis_when_the_api_keeps_failing(flywheel_api, tmp_path):
+    control(flywheel_api, "/_sim/faults", {"error_rate": 1.0})
+    started = time.monotonic()
+    result = run_role(flywheel_api.url, tmp_path, "down")
+    assert result.returncode != 0
+    assert "HTTP 500" in result.output and "/api/jobs" in result.output, result.output[-3000:]
+    assert "Traceback" not in result.output
+    assert control(flywheel_api, "/_sim/jobs")["jobs"] == []
+    assert time.monotonic() - started < 180, "gave up too slowly"
+
+
+def test_flywheel_run_stops_with_a_diagnosis_when_the_api_is_unreachable(tmp_path):
+    server = start_flywheel_api()
+    url = server.url
+    server.shutdown()
+    server.server_close()  # nothing listens on that port any more: connection refused
+    result = run_role(url, tmp_path, "refused")
+    assert result.returncode != 0
+    assert url in result.output and "refused" in result.output.lower(), result.output[-3000:]
+    assert "Traceback" not in result.output
+
+
+# ---------------------------------------------------------------- the Entity Store simulator
+@pytest.fixture
+def nemo_ns(vanilla, vanilla_kubeconfig):
+    ns = f"flt-{uuid.uuid4().hex[:6]}"
+    core = client.CoreV1Api(vanilla)
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=ns)))
+    yield ns
+    core.delete_namespace(ns)
+    for plural in ("mutatingadmissionpolicybindings", "mutatingadmissionpolicies"):
+        try:
+            client.CustomObjectsApi(vanilla).delete_cluster_custom_object(
+                "admissionregistration.k8s.io", "v1beta1", plural, f"dfw-scratch-{ns}"
+            )
+        except client.ApiException as exc:
+            if exc.status != 404:
+                raise
+
+
+def remediate(kubeconfig, ns, store, tmp_path, label, **kill):
+    variables = {
+        "remediate_namespace": ns,
+        "remediate_kubeconfig": kubeconfig,
+        "remediate_entity_store_url": store.url,
+        "remediate_nemo_models": MODELS,
+    }
+    return play(
+        "playbooks/remediate.yml",
+        variables,
+        tmp_path / f"{label}.tasks",
+        env={"K8S_AUTH_KUBECONFIG": kubeconfig},
+        **kill,
+    )
+
+
+def owned(api, ns):
+    return cluster_state.owned_state(
+        api, {ns: "<ns>"}, ["MutatingAdmissionPolicy", "MutatingAdmissionPolicyBinding"], cluster_name_match=ns
+    )
+
+
+@pytest.mark.cluster
+def test_remediate_through_a_flaky_entity_store_registers_each_model_once(
+    vanilla, vanilla_kubeconfig, nemo_ns, tmp_path
+):
+    store = start_entity_store()
+    try:
+        store.faults.update(error_rate=0.3, latency=0.05, drop_post_rate=0.6, seed=5)
+        result = remediate(vanilla_kubeconfig, nemo_ns, store, tmp_path, "flaky")
+        assert result.returncode == 0, result.output[-4000:]
+        assert sorted(store.state.models) == [("meta", "llama-3.2-1b-instruct"), ("meta", "llama-3.2-3b-instruct")]
+        assert store.stats.get("POST /v1/models", 0) >= 2
+    finally:
+        store.shutdown()
+
+
+@pytest.mark.cluster
+def test_remediate_with_the_entity_store_down_stops_with_a_diagnosis_and_the_rerun_converges(
+    vanilla, vanilla_kubeconfig, nemo_ns, tmp_path
+):
+    store = start_entity_store()
+    try:
+        store.faults.update(error_rate=1.0)
+        down = remediate(vanilla_kubeconfig, nemo_ns, store, tmp_path, "down")
+        assert down.returncode != 0
+        assert "Entity Store request failed" in down.output and "HTTP 500" in down.output, down.output[-3000:]
+        assert "Traceback" not in down.output
+        assert store.state.models == {}
+        store.faults.update(error_rate=0.0)
+        rerun = remediate(vanilla_kubeconfig, nemo_ns, store, tmp_path, "rerun")
+        assert rerun.returncode == 0, rerun.output[-3000:]
+        assert len(store.state.models) == 2
+        labels = {
+            obj["metadata"].get("labels", {}).get("dataflywheel.blueprint/remediation")
+            for obj in owned(vanilla, nemo_ns).values()
+        }
+        assert {"evaluator-secret-delete", "scratch-volume"} <= labels
+    finally:
+        store.shutdown()
+
+
+# ---------------------------------------------------------------- the API server
+def _own_cluster_only():
+    if os.environ.get("TEST_KUBECONFIG"):
+        pytest.skip("API server faults are injected only into the local cluster this checkout started")
+
+
+def apiserver_pid(profile: str = "vanilla") -> int:
+    """The kube-apiserver of THIS checkout's cluster: its command line names our cluster directory."""
+    cluster_dir = str(simcluster.STATE / "kwok" / "clusters" / simcluster.cluster_name(profile))
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if cmdline and cmdline[0].endswith(b"kube-apiserver") and any(cluster_dir.encode() in a for a in cmdline):
+            return int(proc.name)
+    raise AssertionError(f"no kube-apiserver process of {cluster_dir}")
+
+
+def wait_answers(profile="vanilla", timeout=90):
+    deadline = time.monotonic() + timeout
+    while not simcluster.answers(profile):
+        assert time.monotonic() < deadline, "the API server did not come back"
+        time.sleep(0.5)
+
+
+@pytest.fixture
+def reference(vanilla, vanilla_kubeconfig, tmp_path):
+    """The end state of an undisturbed remediate run, in its own namespace."""
+    ns = f"flt-ref-{uuid.uuid4().hex[:5]}"
+    client.CoreV1Api(vanilla).create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=ns)))
+    store = start_entity_store()
+    result = remediate(vanilla_kubeconfig, ns, store, tmp_path, "reference")
+    assert result.returncode == 0, result.output[-3000:]
+    state = owned(vanilla, ns)
+    store.shutdown()
+    client.CoreV1Api(vanilla).delete_namespace(ns)
+    for plural in ("mutatingadmissionpolicybindings", "mutatingadmissionpolicies"):
+        client.CustomObjectsApi(vanilla).delete_cluster_custom_object(
+            "admissionregistration.k8s.io", "v1beta1", plural, f"dfw-scratch-{ns}"
+        )
+    return state, result.tasks
+
+
+PAUSES = [  # (the task whose start triggers the pause, seconds paused)
+    ("Check remediate_namespace exists", 3.0),
+    ("Detect the platform", 6.0),
+    ("Evaluator extra Role allowing secret deletion", 3.0),
+    ("MutatingAdmissionPolicy adding the scratch volume", 6.0),
+]
+
+
+@pytest.mark.cluster
+@pytest.mark.slow
+def test_paused_api_server_runs_complete_with_the_same_end_state(vanilla, vanilla_kubeconfig, reference, tmp_path):
+    _own_cluster_only()
+    expected, tasks = reference
+    failures = []
+    for index, (name, seconds) in enumerate(PAUSES):
+        point = next(i for i, task in enumerate(tasks, 1) if name in task)
+        ns = f"flt-p{index}-{uuid.uuid4().hex[:4]}"
+        client.CoreV1Api(vanilla).create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=ns)))
+        store = start_entity_store()
+        pid = apiserver_pid()
+        marker = tmp_path / f"pause{index}.tasks"
+        paused = threading.Event()
+
+        def pauser(marker=marker, point=point, seconds=seconds, pid=pid, paused=paused):
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
+                if marker.exists() and len(marker.read_text().splitlines()) >= point:
+                    os.kill(pid, signal.SIGSTOP)
+                    paused.set()
+                    try:
+                        time.sleep(seconds)
+                    finally:
+                        os.kill(pid, signal.SIGCONT)
+                    return
+                time.sleep(0.02)
+
+        thread = threading.Thread(target=pauser, daemon=True)
+        thread.start()
+        try:
+            result = remediate(vanilla_kubeconfig, ns, store, tmp_path, f"pause{index}")
+            thread.join(timeout=30)
+            where = f"API server paused {seconds}s at task {point} ({tasks[point - 1]!r})"
+            assert paused.is_set(), f"{where}: the pause never happened"
+            if result.returncode != 0:
+                failures.append(f"{where}: the run failed:\n{result.output[-2500:]}")
+            elif (got := owned(vanilla, ns)) != expected:
+                failures.append(f"{where}: end state differs:\n{cluster_state.diff(expected, got)}")
+            if len(store.state.models) != len(MODELS):
+                failures.append(f"{where}: Entity Store holds {sorted(store.state.models)}")
+        finally:
+            os.kill(pid, signal.SIGCONT)
+            wait_answers()
+            store.shutdown()
+            client.CoreV1Api(vanilla).delete_namespace(ns)
+    assert not failures, "\n\n".join(failures)
+
+
+@pytest.mark.cluster
+@pytest.mark.slow
+def test_api_server_restart_mid_run_stops_with_a_diagnosis_and_the_rerun_converges(
+    vanilla, vanilla_kubeconfig, reference, tmp_path
+):
+    _own_cluster_only()
+    expected, tasks = reference
+    ns = f"flt-r-{uuid.uuid4().hex[:5]}"
+    client.CoreV1Api(vanilla).create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=ns)))
+    store = start_entity_store()
+    kwokctl = [str(simcluster.binary("kwokctl")), "--name", simcluster.cluster_name("vanilla")]
+    point = next(i for i, name in enumerate(tasks, 1) if "Bind the extra Role" in name)
+    stopped = threading.Event()
+    marker = tmp_path / "restart.tasks"
+
+    def stopper():
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if marker.exists() and len(marker.read_text().splitlines()) >= point:
+                subprocess.run(
+                    [*kwokctl, "stop", "cluster"], env=simcluster.kwok_env(), capture_output=True, check=True
+                )
+                stopped.set()
+                return
+            time.sleep(0.02)
+
+    thread = threading.Thread(target=stopper, daemon=True)
+    thread.start()
+    try:
+        down = remediate(vanilla_kubeconfig, ns, store, tmp_path, "restart")
+        thread.join(timeout=60)
+        assert stopped.is_set()
+        assert down.returncode != 0, "the run cannot have succeeded with the API server stopped"
+        assert "refused" in down.output.lower() or "Max retries exceeded" in down.output, down.output[-3000:]
+        assert "Traceback (most recent call last)" not in down.stdout, down.stdout[-3000:]
+    finally:
+        subprocess.run([*kwokctl, "start", "cluster"], env=simcluster.kwok_env(), capture_output=True, check=False)
+        subprocess.run([sys.executable, str(LAUNCHER), "up", "--profile", "vanilla"], capture_output=True, check=False)
+        wait_answers()
+    try:
+        rerun = remediate(vanilla_kubeconfig, ns, store, tmp_path, "after-restart")
+        assert rerun.returncode == 0, rerun.output[-3000:]
+        got = owned(vanilla, ns)
+        assert got == expected, cluster_state.diff(expected, got)
+        assert len(store.state.models) == len(MODELS)
+    finally:
+        store.shutdown()
+        client.CoreV1Api(vanilla).delete_namespace(ns)
