@@ -52,7 +52,7 @@ def main() -> int:
     header = ["cluster", "workload/client", "status", "records", "model", *(label for _key, label in EVALS)]
     table = [header]
     for path in reports:
-        print(f"report: {path.parent / 'report.html'}  (also report.md, report.json)")
+        print(f"report: {path.parent.resolve() / 'report.html'}  (also report.md, report.json)")
         table += rows(json.loads(path.read_text()), path.parent.name)
     widths = [max(len(r[i]) for r in table) for i in range(len(header))]
     print()
