@@ -101,15 +101,19 @@ sanity: venv ## ansible-test sanity on a copy of the collection in an ansible_co
 	git ls-files -z --cached --others --exclude-standard | xargs -0 -I{} cp --parents {} $(SANITY_ROOT)/
 	cd $(SANITY_ROOT) && git init -q && git add -A && \
 	  $(CURDIR)/$(BIN)/ansible-test sanity --python $$($(CURDIR)/$(PY) -c 'import sys; print("%d.%d" % sys.version_info[:2])') \
-	    --local --color no --exclude tests/sim/ --exclude tests/tools/
+	    --local --color no --exclude tests/sim/ --exclude tests/tools/ --exclude tests/fixtures/
 
 .PHONY: unit
 unit: venv ## pytest: unit tests (no cluster)
 	$(BIN)/pytest tests/unit -q
 
 .PHONY: integration
-integration: venv binaries search-engine ## pytest: tests against the local cluster and simulators
-	$(BIN)/pytest tests/integration -q
+integration: venv binaries search-engine gpu-host-deps ## pytest: tests against the local cluster and simulators
+	$(BIN)/pytest tests/integration -q -m "not wip"
+
+.PHONY: test-wip
+test-wip: venv binaries search-engine gpu-host-deps ## tests of open issues not yet proven green (marker wip); not part of make test
+	$(BIN)/pytest tests/integration -q -m wip
 
 .PHONY: molecule
 molecule: venv binaries ## molecule test for every scenario

@@ -24,7 +24,10 @@ from tests.integration.playbook_runner import play
 from tests.sim.entity_store.simulator import start as start_entity_store
 from tests.sim.flywheel_api.simulator import start as start_flywheel_api
 
-pytestmark = pytest.mark.cluster
+pytestmark = [
+    pytest.mark.cluster,
+    pytest.mark.wip,
+]  # issue 8: not yet proven green end to end; run by make test-wip, not make test
 ROOT = Path(__file__).resolve().parents[2]
 CATALOGUE = yaml.safe_load((Path(__file__).resolve().parent / "data" / "bad_inputs.yml").read_text())
 CLUSTER_KINDS = [

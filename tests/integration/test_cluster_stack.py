@@ -25,7 +25,10 @@ from kubernetes import client
 from tests.integration.flywheel_sim import ansible_env
 from tests.integration.secret_scan import scan_cluster, scan_files, scan_text
 
-pytestmark = pytest.mark.cluster
+pytestmark = [
+    pytest.mark.cluster,
+    pytest.mark.wip,
+]  # issue 4: not yet proven green end to end; run by make test-wip, not make test
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent

@@ -32,6 +32,8 @@ from tests.sim import cluster as simcluster
 from tests.sim.entity_store.simulator import start as start_entity_store
 from tests.sim.flywheel_api.simulator import start as start_flywheel_api
 
+pytestmark = pytest.mark.wip  # issue 8: not yet proven green end to end; run by make test-wip, not make test
+
 JOBS = [{"workload_id": "primary_assistant", "client_id": f"aiva-{i}"} for i in (1, 2, 3)]
 MODELS = [
     {"name": "meta/llama-3.2-1b-instruct", "nim_service": "llama-3-2-1b-instruct"},

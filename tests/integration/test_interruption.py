@@ -25,7 +25,11 @@ from tests.integration.conftest import kubeconfig_for
 from tests.integration.playbook_runner import play
 from tests.sim.entity_store.simulator import start as start_entity_store
 
-pytestmark = [pytest.mark.cluster, pytest.mark.slow]
+pytestmark = [
+    pytest.mark.cluster,
+    pytest.mark.slow,
+    pytest.mark.wip,
+]  # issue 8: not yet proven green end to end; run by make test-wip, not make test
 DATA = Path(__file__).resolve().parent / "data" / "interruption.yml"
 SCENARIOS = yaml.safe_load(DATA.read_text())["scenarios"]
 

@@ -14,7 +14,10 @@ from kubernetes import client
 from .conftest import kubeconfig_for
 from .remediate_run import drop_namespace, fresh_namespace, run_role
 
-pytestmark = pytest.mark.cluster
+pytestmark = [
+    pytest.mark.cluster,
+    pytest.mark.wip,
+]  # issue 5: not yet proven green end to end; run by make test-wip, not make test
 ROOT = Path(__file__).resolve().parents[2]
 NIM_CRDS = ROOT / "tests/fixtures/crds/apps.nvidia.com.yaml"
 KYVERNO_CRD = ROOT / "tests/fixtures/crds/kyverno.io_clusterpolicies.yaml"

@@ -28,7 +28,11 @@ from tests.integration.secret_scan import scan_cluster, scan_text
 from tests.sim.flywheel_api.simulator import start as start_flywheel_api
 from tests.sim.services import DEMO
 
-pytestmark = [pytest.mark.cluster, pytest.mark.slow]
+pytestmark = [
+    pytest.mark.cluster,
+    pytest.mark.slow,
+    pytest.mark.wip,
+]  # issue 8: not yet proven green end to end; run by make test-wip, not make test
 
 # secret -> (variables it is given under, environment variables it is given under)
 SECRET_VARS = {
