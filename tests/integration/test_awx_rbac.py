@@ -34,6 +34,11 @@ SURVEYS = yaml.safe_load((ROOT / "awx" / "vars" / "templates.yml").read_text())[
 JOBS = [{"workload_id": "primary_assistant", "client_id": "aiva-1"}]
 
 
+# The local inventory loads the demo's log files into a search engine that `make demo` starts; these
+# tests are about credentials and RBAC, so the run stage starts its jobs without loading logs.
+NO_LOG_LOAD = {"flywheel_run_logs": []}
+
+
 def survey_answers(*sections: str, **overrides) -> dict:
     """The survey defaults of these sections, as strings (how AWX passes answers on)."""
     answers = {q["variable"]: str(q["default"]) for s in sections for q in SURVEYS[s]}
@@ -101,7 +106,12 @@ def test_site_with_awx_credential_variables_only(
             flywheel_run_wait_timeout=300,
             flywheel_run_progress_interval=2,
         )
-        extra = {**answers, "flywheel_run_jobs": JOBS, "flywheel_run_artifacts_dir": str(tmp_path / "reports")}
+        extra = {
+            **answers,
+            **NO_LOG_LOAD,
+            "flywheel_run_jobs": JOBS,
+            "flywheel_run_artifacts_dir": str(tmp_path / "reports"),
+        }
 
         first = run(tmp_path, "site.yml", env, extra, inventory=str(ROOT / "inventories" / "local"))
         text = output(first)
@@ -220,7 +230,12 @@ def test_runner_role_only_runs_jobs_and_namespaced_remediations(
             remediate_cluster_scoped="false",
             flywheel_run_progress_interval=2,
         )
-        extra = {**answers, "flywheel_run_jobs": JOBS, "flywheel_run_artifacts_dir": str(tmp_path / "reports")}
+        extra = {
+            **answers,
+            **NO_LOG_LOAD,
+            "flywheel_run_jobs": JOBS,
+            "flywheel_run_artifacts_dir": str(tmp_path / "reports"),
+        }
 
         for playbook in ("playbooks/preflight.yml", "playbooks/remediate.yml", "playbooks/flywheel_run.yml"):
             result = run(tmp_path, playbook, env, extra, inventory=inventory)

@@ -57,6 +57,15 @@ def crd(vanilla):
 
 
 @pytest.fixture
+def hands_off(vanilla, namespace):
+    """The local cluster's operator-status emulator would also write this NIMService's status: this
+    test plays the operator itself, so it switches the emulator off for its namespace."""
+    body = {"metadata": {"labels": {"dfw-sim.emulation/operator-status": "off"}}}
+    client.CoreV1Api(vanilla).patch_namespace(namespace, body)
+    return namespace
+
+
+@pytest.fixture
 def nemo():
     server = start_nemo(unit_seconds=0.3)
     ns, name = WINNER.split("/", 1)
@@ -161,7 +170,7 @@ def recap(proc) -> dict:
     return {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", line)}
 
 
-def test_nimservice_ready_smoke_test_and_rerun(tmp_path, vanilla, vanilla_kubeconfig, crd, namespace, nemo):
+def test_nimservice_ready_smoke_test_and_rerun(tmp_path, vanilla, vanilla_kubeconfig, crd, hands_off, namespace, nemo):
     operator = FakeOperator(vanilla, namespace, nemo)
     operator.start()
     first = promote(tmp_path, vanilla_kubeconfig, namespace, nemo)
@@ -192,7 +201,7 @@ def test_nimservice_ready_smoke_test_and_rerun(tmp_path, vanilla, vanilla_kubeco
 
 
 def test_failed_nimservice_stops_with_the_operator_condition(
-    tmp_path, vanilla, vanilla_kubeconfig, crd, namespace, nemo
+    tmp_path, vanilla, vanilla_kubeconfig, crd, hands_off, namespace, nemo
 ):
     FakeOperator(vanilla, namespace, nemo, outcome="Failed").start()
     proc = promote(tmp_path, vanilla_kubeconfig, namespace, nemo)
