@@ -24,20 +24,17 @@ import hashlib
 import json
 import math
 import re
-import socket
 import time
 
 from ansible.module_utils.basic import env_fallback
-from ansible.module_utils.six.moves.urllib.error import HTTPError, URLError
-from ansible.module_utils.six.moves.urllib.parse import quote, urlencode
-from ansible.module_utils.urls import open_url
+from ansible.module_utils.six.moves.urllib.parse import quote
 
-from ansible_collections.dataflywheel.blueprint.plugins.module_utils.rest import backoff_delays
-
-try:  # Python 3
-    from http.client import HTTPException
-except ImportError:  # pragma: no cover - Python 2
-    from httplib import HTTPException  # type: ignore
+from ansible_collections.dataflywheel.blueprint.plugins.module_utils.rest import (
+    RETRYABLE_STATUS,
+    RestClient,
+    RestError,
+    parse_body,
+)
 
 DEFAULT_INDEX = "flywheel"
 TOP_LEVEL = ("workload_id", "client_id", "timestamp", "request", "response")
@@ -66,7 +63,6 @@ REQUIRED_TYPES = {"workload_id": "keyword", "client_id": "keyword", "timestamp":
 ROLES = ("system", "developer", "user", "assistant", "tool", "function")
 ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})?)?$")
 MAX_EPOCH_SECONDS = 253402300799  # 9999-12-31T23:59:59Z
-RETRYABLE_STATUS = (429, 500, 502, 503, 504)
 MAX_REPORTED_ERRORS = 1000
 AUTH_HINTS = {
     401: " (credentials missing or refused: set es_username/es_password or es_api_key)",
@@ -74,12 +70,11 @@ AUTH_HINTS = {
 }
 
 
-class LogsError(Exception):
+class LogsError(RestError):
     """A problem the user must fix (bad input, refused by the index, unreachable engine)."""
 
     def __init__(self, message, status=None, errors=None):
-        super(LogsError, self).__init__(message)
-        self.status = status
+        super(LogsError, self).__init__(message, status=status)
         self.errors = errors or []
 
 
@@ -355,11 +350,14 @@ def selection_query(workload_id=None, client_id=None):
 
 
 # ------------------------------------------------------------------ HTTP client
-class SearchClient:
-    """The few Elasticsearch REST calls the collection needs. Works with Elasticsearch 7/8 and
-    OpenSearch: basic auth or an API key, TLS verification with an optional CA bundle, retries
-    with backoff on connection errors, 429 and 5xx (every call here is safe to repeat: bulk uses
-    `create` with content ids)."""
+class SearchClient(RestClient):
+    """The few Elasticsearch REST calls the collection needs, on the collection's REST client.
+    Works with Elasticsearch 7/8 and OpenSearch: basic auth or an API key, TLS verification with
+    an optional CA bundle, retries with backoff on connection errors, 429 and 5xx (every call here
+    is safe to repeat: bulk uses `create` with content ids)."""
+
+    retry_status = (429,) + RETRYABLE_STATUS
+    tls_hint = "Set ca_path (or FLYWHEEL_ES_CA_PATH) to the CA that signed the Elasticsearch certificate."
 
     def __init__(
         self,
@@ -375,97 +373,56 @@ class SearchClient:
         rng=None,
         user_agent="dataflywheel.blueprint",
     ):
-        self.base_url = base_url.rstrip("/")
+        super(SearchClient, self).__init__(
+            base_url,
+            validate_certs=validate_certs,
+            ca_path=ca_path,
+            timeout=timeout,
+            retries=retries,
+            sleep=sleep,
+            rng=rng,
+            user_agent=user_agent,
+        )
         self.username = username
         self.password = password
         self.api_key = api_key
-        self.validate_certs = validate_certs
-        self.ca_path = ca_path
-        self.timeout = timeout
-        self.retries = retries
-        self.sleep = sleep
-        self.rng = rng
-        self.user_agent = user_agent
-        self.requests_made = 0
 
-    def _headers(self, content_type):
-        headers = {"Accept": "application/json"}
-        if content_type:
-            headers["Content-Type"] = content_type
+    def _authorization(self):
         if self.api_key:
-            headers["Authorization"] = "ApiKey %s" % self.api_key
-        elif self.username:
+            return "ApiKey %s" % self.api_key
+        if self.username:
             token = base64.b64encode(("%s:%s" % (self.username, self.password or "")).encode("utf-8"))
-            headers["Authorization"] = "Basic %s" % token.decode("ascii")
-        return headers
+            return "Basic %s" % token.decode("ascii")
+        return None
 
-    def url(self, path, query=None):
-        url = self.base_url + "/" + path.lstrip("/")
-        if query:
-            url += "?" + urlencode(query)
-        return url
+    def _http_error(self, method, url, status, raw, reason):
+        detail = describe_error(parse_body(raw), raw, status)
+        return LogsError(
+            "%s %s returned HTTP %s: %s%s" % (method, url, status, detail, AUTH_HINTS.get(status, "")),
+            status=status,
+        )
 
-    def send_once(self, method, path, body=None, ndjson=None, query=None):
-        url = self.url(path, query)
-        if ndjson is not None:
-            data, content_type = ndjson, "application/x-ndjson"
-        elif body is not None:
-            data, content_type = json.dumps(body).encode("utf-8"), "application/json"
-        else:
-            data, content_type = None, None
-        self.requests_made += 1
-        try:
-            resp = open_url(
-                url,
-                data=data,
-                method=method,
-                headers=self._headers(content_type),
-                validate_certs=self.validate_certs,
-                ca_path=self.ca_path,
-                timeout=self.timeout,
-                http_agent=self.user_agent,
-                follow_redirects="safe",
-                force_basic_auth=False,
-            )
-            raw = resp.read()
-            return resp.getcode(), _parse(raw)
-        except HTTPError as err:
-            try:
-                raw = err.read() or b""
-            except Exception:  # noqa: BLE001 - a broken error body must not hide the status
-                raw = b""
-            parsed = _parse(raw)
-            hint = AUTH_HINTS.get(err.code, "")
-            raise LogsError(
-                "%s %s returned HTTP %s: %s%s" % (method, url, err.code, describe_error(parsed, raw, err.code), hint),
-                status=err.code,
-            ) from None
-        except (URLError, socket.timeout, HTTPException, ConnectionError, OSError) as err:
-            reason = getattr(err, "reason", err)
-            text = str(reason)
-            if "CERTIFICATE_VERIFY_FAILED" in text or "certificate verify failed" in text:
-                raise LogsError(
-                    "TLS verification of %s failed: %s. Set ca_path (or FLYWHEEL_ES_CA_PATH) to the CA "
-                    "that signed the Elasticsearch certificate." % (url, reason)
-                ) from None
-            raise LogsError("%s %s failed: %s" % (method, url, reason)) from None
+    def _transport_error(self, method, url, reason, tls):
+        if tls:
+            return LogsError("TLS verification of %s failed: %s. %s" % (url, reason, self.tls_hint))
+        return LogsError("%s %s failed: %s" % (method, url, reason))
 
     def request(self, method, path, body=None, ndjson=None, query=None, ok=(200, 201)):
         """A request with retries; returns (status, data). Statuses outside `ok` raise LogsError."""
-        delays = backoff_delays(self.retries, 0.5, 10.0, self.rng)
-        while True:
-            try:
-                status, data = self.send_once(method, path, body=body, ndjson=ndjson, query=query)
-            except LogsError as err:
-                if err.status in ok:
-                    return err.status, None
-                retryable = err.status in RETRYABLE_STATUS or (err.status is None and "TLS" not in str(err))
-                delay = next(delays, None) if retryable else None
-                if delay is None:
-                    raise
-                self.sleep(delay)
-                continue
-            return status, data
+        try:
+            return super(SearchClient, self).request(
+                method,
+                path,
+                body=body,
+                query=query,
+                retry=True,
+                raw_body=ndjson,
+                content_type="application/x-ndjson" if ndjson is not None else None,
+            )
+        except LogsError as err:
+            if err.status in ok:
+                return err.status, None
+            raise
 
     # -------------------------------------------------------------- calls
     def info(self):
@@ -625,19 +582,10 @@ def describe_error(parsed, raw=b"", status=None):
         if isinstance(error, str):
             return error
         if "detail" in parsed:
-            return str(parsed["detail"])
+            return str(parsed["detail"])[:300]
     if raw:
         return raw.decode("utf-8", "replace")[:300]
     return "HTTP %s" % status
-
-
-def _parse(raw):
-    if not raw:
-        return None
-    try:
-        return json.loads(raw.decode("utf-8"))
-    except ValueError:
-        return {"detail": raw.decode("utf-8", "replace")[:300]}
 
 
 # ------------------------------------------------------------------ module glue

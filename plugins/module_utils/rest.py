@@ -88,26 +88,61 @@ class RestClient:
             url += "?" + urlencode(query)
         return url
 
-    def _headers(self, has_body):
+    # What a subclass for another API adjusts: statuses worth a retry, the Authorization header,
+    # how an error answer reads, and what to do about a failed TLS verification.
+    retry_status = RETRYABLE_STATUS
+    tls_hint = "Set the CA bundle option (ca_path) to the CA that signed the server certificate."
+
+    def _authorization(self):
+        return "Bearer %s" % self.token if self.token else None
+
+    def _headers(self, content_type):
         headers = {"Accept": "application/json"}
-        if has_body:
-            headers["Content-Type"] = "application/json"
+        if content_type:
+            headers["Content-Type"] = content_type
         headers.update(self.headers)
-        if self.token:
-            headers["Authorization"] = "Bearer %s" % self.token
+        authorization = self._authorization()
+        if authorization:
+            headers["Authorization"] = authorization
         return headers
 
-    def send_once(self, method, path, body=None, query=None, timeout=None):
-        """One request; returns (status, parsed JSON or None). Raises RestError."""
+    def _http_error(self, method, url, status, raw, reason):
+        parsed = parse_body(raw)
+        detail = parsed.get("detail") if isinstance(parsed, dict) else None
+        if detail is None:
+            detail = raw.decode("utf-8", "replace")[:500] if raw else reason
+        return RestError(
+            "%s %s returned HTTP %s: %s" % (method, url, status, _flatten(detail)),
+            status=status,
+            detail=detail,
+            url=url,
+            ambiguous=status >= 500,
+        )
+
+    def _transport_error(self, method, url, reason, tls):
+        if tls:
+            return RestError("TLS verification of %s failed: %s. %s" % (url, reason, self.tls_hint), url=url)
+        # Refused before sending is not ambiguous; anything after connect may have been processed.
+        refused = isinstance(reason, ConnectionRefusedError) or "refused" in str(reason).lower()
+        return RestError("%s %s failed: %s" % (method, url, reason), url=url, ambiguous=not refused)
+
+    def send_once(self, method, path, body=None, query=None, timeout=None, raw_body=None, content_type=None):
+        """One request; returns (status, parsed JSON or None). Raises RestError (or the subclass's).
+        `raw_body` with `content_type` sends bytes as they are (e.g. NDJSON) instead of JSON."""
         url = self.url(path, query)
-        data = json.dumps(body).encode("utf-8") if body is not None else None
+        if raw_body is not None:
+            data = raw_body
+        elif body is not None:
+            data, content_type = json.dumps(body).encode("utf-8"), "application/json"
+        else:
+            data, content_type = None, None
         self.requests_made += 1
         try:
             resp = open_url(
                 url,
                 data=data,
                 method=method,
-                headers=self._headers(data is not None),
+                headers=self._headers(content_type),
                 validate_certs=self.validate_certs,
                 ca_path=self.ca_path,
                 timeout=timeout or self.timeout,
@@ -115,44 +150,27 @@ class RestClient:
                 follow_redirects="safe",
             )
             raw = resp.read()
-            return resp.getcode(), _parse(raw)
+            return resp.getcode(), parse_body(raw)
         except HTTPError as err:
-            raw = _read(err)
-            parsed = _parse(raw)
-            detail = parsed.get("detail") if isinstance(parsed, dict) else None
-            if detail is None:
-                detail = raw.decode("utf-8", "replace")[:500] if raw else err.reason
-            raise RestError(
-                "%s %s returned HTTP %s: %s" % (method, url, err.code, _flatten(detail)),
-                status=err.code,
-                detail=detail,
-                url=url,
-                ambiguous=err.code >= 500,
-            ) from None
+            raise self._http_error(method, url, err.code, _read(err), err.reason) from None
         except (URLError, socket.timeout, HTTPException, ConnectionError, OSError) as err:
             reason = getattr(err, "reason", err)
-            if _is_tls_error(reason):
-                raise RestError(
-                    "TLS verification of %s failed: %s. Set the CA bundle option (ca_path) to the CA "
-                    "that signed the server certificate." % (url, reason),
-                    url=url,
-                ) from None
-            # Refused before sending is not ambiguous; anything after connect may have been processed.
-            refused = isinstance(reason, ConnectionRefusedError) or "refused" in str(reason).lower()
-            raise RestError("%s %s failed: %s" % (method, url, reason), url=url, ambiguous=not refused) from None
+            raise self._transport_error(method, url, reason, _is_tls_error(reason)) from None
 
-    def request(self, method, path, body=None, query=None, retry=None, timeout=None):
-        """A request, retried on transport errors and 5xx when it is safe to (idempotent methods,
-        or retry=True). Returns (status, data)."""
+    def request(self, method, path, body=None, query=None, retry=None, timeout=None, raw_body=None, content_type=None):
+        """A request, retried on transport errors and retry_status answers when it is safe to
+        (idempotent methods, or retry=True). Returns (status, data)."""
         method = method.upper()
         if retry is None:
             retry = method in IDEMPOTENT_METHODS
         delays = backoff_delays(self.retries, self.backoff_base, self.backoff_cap, self.rng) if retry else iter(())
         while True:
             try:
-                return self.send_once(method, path, body=body, query=query, timeout=timeout)
+                return self.send_once(
+                    method, path, body=body, query=query, timeout=timeout, raw_body=raw_body, content_type=content_type
+                )
             except RestError as err:
-                if err.status is not None and err.status not in RETRYABLE_STATUS:
+                if err.status is not None and err.status not in self.retry_status:
                     raise
                 if err.status is None and "TLS verification" in str(err):
                     raise
@@ -169,7 +187,7 @@ def _read(err):
         return b""
 
 
-def _parse(raw):
+def parse_body(raw):
     if not raw:
         return None
     try:
