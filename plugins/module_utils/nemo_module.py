@@ -9,7 +9,14 @@ __metaclass__ = type
 
 from ansible.module_utils.basic import env_fallback
 
+from ansible_collections.dataflywheel.blueprint.plugins.module_utils.nemo_jobs import NemoJobError, parse_nmp_uri
 from ansible_collections.dataflywheel.blueprint.plugins.module_utils.rest import RestClient
+
+# which module reads a job of each kind, for the error on an nmp_uri of the other kind
+JOB_MODULES = {
+    "evaluation": "dataflywheel.blueprint.nemo_evaluation_job",
+    "customization": "dataflywheel.blueprint.nemo_customization_job_info",
+}
 
 NEMO_CONNECTION_ARGS = dict(
     nemo_base_url=dict(type="str", fallback=(env_fallback, ["NEMO_BASE_URL"])),
@@ -42,3 +49,26 @@ def rest_for(module, base_url, token=None, headers=None):
         retries=p["retries"],
         user_agent="dataflywheel.blueprint/%s" % module._name,
     )
+
+
+def job_reference(module, kind):
+    """(base_url, job_id) from job_id/nemo_base_url or from a flywheel result's nmp_uri of `kind`;
+    fails the module with the fix when the URI is of the other kind or no base URL is known."""
+    p = module.params
+    base_url, job_id = p["nemo_base_url"], p["job_id"]
+    if p["nmp_uri"]:
+        try:
+            uri_base, uri_kind, job_id = parse_nmp_uri(p["nmp_uri"])
+        except NemoJobError as err:
+            module.fail_json(msg=str(err))
+        if uri_kind != kind:
+            article = "an" if uri_kind[0] in "aeiou" else "a"
+            module.fail_json(
+                msg="nmp_uri=%r points at %s %s job; use %s for it"
+                % (p["nmp_uri"], article, uri_kind, JOB_MODULES.get(uri_kind, "the module for that kind"))
+            )
+        base_url = base_url or uri_base
+    if not base_url:
+        module.fail_json(msg="nemo_base_url is required (or set NEMO_BASE_URL), for example http://nemo.test")
+    check_url(module, "nemo_base_url", base_url)
+    return base_url, job_id

@@ -124,11 +124,10 @@ from ansible_collections.dataflywheel.blueprint.plugins.module_utils.nemo_jobs i
     NemoJobsClient,
     NemoWaitTimeout,
     diagnose_customization,
-    parse_nmp_uri,
 )
 from ansible_collections.dataflywheel.blueprint.plugins.module_utils.nemo_module import (
     NEMO_CONNECTION_ARGS,
-    check_url,
+    job_reference,
     rest_for,
 )
 from ansible_collections.dataflywheel.blueprint.plugins.module_utils.rest import RestError
@@ -153,21 +152,7 @@ def main():
         mutually_exclusive=[("job_id", "nmp_uri")],
     )
     p = module.params
-    base_url, job_id = p["nemo_base_url"], p["job_id"]
-    if p["nmp_uri"]:
-        try:
-            uri_base, kind, job_id = parse_nmp_uri(p["nmp_uri"])
-        except NemoJobError as err:
-            module.fail_json(msg=str(err))
-        if kind != "customization":
-            module.fail_json(
-                msg="nmp_uri=%r points at an %s job; use dataflywheel.blueprint.nemo_evaluation_job for it"
-                % (p["nmp_uri"], kind)
-            )
-        base_url = base_url or uri_base
-    if not base_url:
-        module.fail_json(msg="nemo_base_url is required (or set NEMO_BASE_URL), for example http://nemo.test")
-    check_url(module, "nemo_base_url", base_url)
+    base_url, job_id = job_reference(module, "customization")
     client = NemoJobsClient(rest_for(module, base_url, p["nemo_api_token"], p["nemo_api_headers"]))
     try:
         if p["wait"]:

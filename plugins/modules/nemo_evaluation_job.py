@@ -170,11 +170,11 @@ from ansible_collections.dataflywheel.blueprint.plugins.module_utils.nemo_jobs i
     NemoWaitTimeout,
     diagnose_evaluation,
     flatten_results,
-    parse_nmp_uri,
 )
 from ansible_collections.dataflywheel.blueprint.plugins.module_utils.nemo_module import (
     NEMO_CONNECTION_ARGS,
     check_url,
+    job_reference,
     rest_for,
 )
 from ansible_collections.dataflywheel.blueprint.plugins.module_utils.rest import RestError
@@ -192,21 +192,7 @@ def build_target(p):
 def resolve(module):
     """Validate the input before anything is sent; returns (base_url, job_id)."""
     p = module.params
-    base_url, job_id = p["nemo_base_url"], p["job_id"]
-    if p["nmp_uri"]:
-        try:
-            uri_base, kind, job_id = parse_nmp_uri(p["nmp_uri"])
-        except NemoJobError as err:
-            module.fail_json(msg=str(err))
-        if kind != "evaluation":
-            module.fail_json(
-                msg="nmp_uri=%r points at a %s job; use dataflywheel.blueprint.nemo_customization_job_info for it"
-                % (p["nmp_uri"], kind)
-            )
-        base_url = base_url or uri_base
-    if not base_url:
-        module.fail_json(msg="nemo_base_url is required (or set NEMO_BASE_URL), for example http://nemo.test")
-    check_url(module, "nemo_base_url", base_url)
+    base_url, job_id = job_reference(module, "evaluation")
     if p["config"] is not None:
         if not isinstance(p["config"], (dict, str)) or not p["config"]:
             module.fail_json(
