@@ -32,11 +32,9 @@ GROUP, VERSION, PLURAL = "apps.nvidia.com", "v1alpha1", "nimservices"
 
 
 def nimservice_crd() -> dict:
-    for path in sorted(CRDS.glob("*.y*ml")) if CRDS.is_dir() else []:
-        for doc in yaml.safe_load_all(path.read_text()):
-            if doc and doc.get("kind") == "CustomResourceDefinition" and doc["metadata"]["name"] == f"{PLURAL}.{GROUP}":
-                return doc
-    pytest.skip(f"no {PLURAL}.{GROUP} CRD under {CRDS} (issue 4 commits the apps.nvidia.com fixture CRDs)")
+    """The NIMService CRD from issue 4's fixture (tests/fixtures/crds/apps.nvidia.com.yaml)."""
+    docs = yaml.safe_load_all((CRDS / "apps.nvidia.com.yaml").read_text())
+    return next(doc for doc in docs if doc and doc["metadata"]["name"] == f"{PLURAL}.{GROUP}")
 
 
 @pytest.fixture(scope="module")
