@@ -18,6 +18,19 @@ BIN = Path(sys.executable).parent
 CALLBACKS = Path(__file__).resolve().parent / "callback_plugins"
 
 
+def fill(value, subst: dict):
+    """A data-file case with its {placeholders} replaced (strings, recursively through lists and dicts)."""
+    if isinstance(value, str):
+        for key, real in subst.items():
+            value = value.replace("{" + key + "}", real)
+        return value
+    if isinstance(value, list):
+        return [fill(v, subst) for v in value]
+    if isinstance(value, dict):
+        return {k: fill(v, subst) for k, v in value.items()}
+    return value
+
+
 @dataclass
 class Run:
     returncode: int

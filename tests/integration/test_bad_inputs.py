@@ -20,7 +20,7 @@ from kubernetes import client
 
 from tests.integration import cluster_state
 from tests.integration.flywheel_sim import control
-from tests.integration.playbook_runner import play
+from tests.integration.playbook_runner import fill, play
 from tests.sim.entity_store.simulator import start as start_entity_store
 from tests.sim.flywheel_api.simulator import start as start_flywheel_api
 
@@ -40,18 +40,6 @@ CLUSTER_KINDS = [
     "PersistentVolume",
 ]
 EVALUATOR = "nemoevaluator"
-
-
-def fill(value, subst: dict):
-    if isinstance(value, str):
-        for key, real in subst.items():
-            value = value.replace("{" + key + "}", real)
-        return value
-    if isinstance(value, list):
-        return [fill(v, subst) for v in value]
-    if isinstance(value, dict):
-        return {k: fill(v, subst) for k, v in value.items()}
-    return value
 
 
 @pytest.fixture(scope="module")

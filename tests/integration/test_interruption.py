@@ -22,7 +22,7 @@ from kubernetes import client, config
 
 from tests.integration import cluster_state
 from tests.integration.conftest import kubeconfig_for
-from tests.integration.playbook_runner import play
+from tests.integration.playbook_runner import fill, play
 from tests.sim.entity_store.simulator import start as start_entity_store
 
 pytestmark = [
@@ -32,18 +32,6 @@ pytestmark = [
 ]  # issue 8: not yet proven green end to end; run by make test-wip, not make test
 DATA = Path(__file__).resolve().parent / "data" / "interruption.yml"
 SCENARIOS = yaml.safe_load(DATA.read_text())["scenarios"]
-
-
-def fill(value, subst: dict):
-    if isinstance(value, str):
-        for key, real in subst.items():
-            value = value.replace("{" + key + "}", real)
-        return value
-    if isinstance(value, list):
-        return [fill(v, subst) for v in value]
-    if isinstance(value, dict):
-        return {k: fill(v, subst) for k, v in value.items()}
-    return value
 
 
 class Attempt:
