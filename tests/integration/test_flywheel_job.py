@@ -25,8 +25,9 @@ def posts(sim) -> int:
     return control(sim, "/_sim/stats").get("POST /api/jobs", 0)
 
 
-def slow(sim, unit=0.8):
-    """Jobs long enough (10 units) to still run when the next ansible call arrives."""
+def slow(sim, unit=30.0):
+    """Jobs that outlast the test (10 units) however loaded the machine is; `slow(sim, 0.15)` lets
+    the queued jobs finish (the simulator reschedules them at the new pace)."""
     control(sim, "/_sim/config", {"unit_seconds": unit})
 
 
@@ -37,6 +38,7 @@ def test_start_wait_complete_and_rerun_reuses(sim):
     assert first["job"]["status"] in ("pending", "running")  # POST said "queued"; the API stores "pending"
     rerun = job(sim, workload_id="aiva-1", client_id="dev")  # still pending/running: reused
     assert rerun["changed"] is False and rerun["job"]["id"] == first["job"]["id"]
+    slow(sim, 0.15)
     done = job(sim, workload_id="aiva-1", client_id="dev", job_id=first["job"]["id"], wait=True)
     assert done["job"]["status"] == "completed" and done["summary"]["failures"] == []
     assert {r["eval_type"] for r in done["table"]} == {"base-eval", "icl-eval", "customized-eval"}

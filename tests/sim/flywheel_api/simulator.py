@@ -452,8 +452,9 @@ class Handler(SimHandler):
                         state.workloads.setdefault(wid, {}).update(cfg)
                     if "nims" in body:
                         state.nims = list(body["nims"])
-                    if "unit_seconds" in body:
+                    if "unit_seconds" in body:  # jobs already queued follow the new pace
                         state.unit = float(body["unit_seconds"])
+                        state.schedule()
                     if "nemo_base_url" in body:
                         state.nemo_base_url = str(body["nemo_base_url"]).rstrip("/")
                 return 200, {
