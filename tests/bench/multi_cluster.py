@@ -2,8 +2,9 @@
 
 Starts the four local test clusters (vanilla, openshift, pcai, nutanix profiles: four real
 kube-apiservers with their etcds, controller managers, schedulers and kwok), one Data Flywheel API
-SIMULATOR per cluster, and writes an inventory with one host per cluster (its own kubeconfig, API
-URL and platform). Then runs the whole site.yml:
+SIMULATOR per cluster, packages the FIXTURE charts (stand-ins for NVIDIA's NGC charts, as `make demo`
+uses them) and writes an inventory with one host per cluster (its own kubeconfig, API URL and
+platform). Then runs the whole site.yml, full cluster stack included:
   * once per cluster, alone (--limit), each on fresh namespaces and fresh jobs;
   * once for all four together (forks), on fresh namespaces and fresh jobs.
 Reports the single runs, their sum (what running the clusters one after another costs) and the
@@ -42,7 +43,42 @@ def cluster(*args: str) -> str:
     return proc.stdout.strip().splitlines()[-1]
 
 
-def inventory(workdir: Path, kubeconfigs: dict, sims: dict) -> Path:
+def tool_env() -> dict:
+    """This environment with the local clusters' helm (and helm-diff) first on PATH."""
+    env = dict(os.environ)
+    for line in _launcher_env():
+        key, _sep, value = line.removeprefix("export ").partition("=")
+        env[key] = value.replace("$PATH", os.environ["PATH"])
+    return env
+
+
+def _launcher_env() -> list[str]:
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "tests" / "sim" / "cluster.py"), "env"], capture_output=True, text=True, check=True
+    )
+    return proc.stdout.splitlines()
+
+
+def fixture_charts(workdir: Path, env: dict) -> dict:
+    """The chart variables of the local inventory, pointing at freshly packaged FIXTURE charts."""
+    out = workdir / "charts"
+    subprocess.run(
+        [sys.executable, str(ROOT / "tests" / "fixtures" / "package_charts.py"), str(out)],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    return {
+        "gpu_operator_chart_ref": f"{out}/gpu-operator-v25.3.4.tgz",
+        "nim_operator_chart_ref": f"{out}/k8s-nim-operator-3.1.2.tgz",
+        "nemo_platform_volcano_chart_ref": f"{out}/volcano-1.9.0.tgz",
+        "nemo_platform_chart_ref": f"{out}/nemo-microservices-helm-chart-25.8.0.tgz",
+        "flywheel_chart_ref": f"{out}/nvidia-blueprint-data-flywheel-0.3.1.tgz",
+        "flywheel_data_split": {"eval_size": 20, "val_ratio": 0.1, "min_total_records": 50, "random_seed": 7},
+    }
+
+
+def inventory(workdir: Path, kubeconfigs: dict, sims: dict, charts: dict) -> Path:
     hosts = {}
     for profile in PROFILES:
         hosts[f"dfw-{profile}"] = {
@@ -61,12 +97,13 @@ def inventory(workdir: Path, kubeconfigs: dict, sims: dict) -> Path:
         "flywheel_run_wait_timeout": 900,
         "preflight_min_gpu_nodes": 1,
         "preflight_require_storage_class": False,
+        **charts,
     }
     path.write_text(json.dumps({"flywheel_clusters": {"hosts": hosts, "vars": common}, "gpu_hosts": {"hosts": {}}}))
     return path
 
 
-def site(inv: Path, limit: str | None) -> float:
+def site(inv: Path, limit: str | None, env: dict) -> float:
     """One site.yml run on fresh namespaces and a fresh workload (so new jobs are started and waited for)."""
     tag = uuid.uuid4().hex[:6]
     extra = {
@@ -77,7 +114,7 @@ def site(inv: Path, limit: str | None) -> float:
     cmd = [str(BIN / "ansible-playbook"), "-i", str(inv), "site.yml", "-e", json.dumps(extra)]
     if limit:
         cmd += ["--limit", limit]
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("K8S_AUTH_", "KUBECONFIG"))}
+    env = {k: v for k, v in env.items() if not k.startswith(("K8S_AUTH_", "KUBECONFIG"))}
     env["ANSIBLE_CONFIG"] = str(ROOT / "ansible.cfg")
     started = time.monotonic()
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT, check=False)
@@ -101,14 +138,15 @@ def main() -> None:
     sims = {p: start(unit_seconds=0.5) for p in PROFILES}
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            inv = inventory(Path(tmp), kubeconfigs, sims)
+            env = tool_env()
+            inv = inventory(Path(tmp), kubeconfigs, sims, fixture_charts(Path(tmp), env))
             if args.quick:
-                together = site(inv, None)
-                single = {"vanilla": site(inv, "dfw-vanilla")}
+                together = site(inv, None, env)
+                single = {"vanilla": site(inv, "dfw-vanilla", env)}
             else:
-                site(inv, None)  # warm-up: caches, first-time CRD/namespace creation
-                single = {p: site(inv, f"dfw-{p}") for p in PROFILES}
-                together = site(inv, None)
+                site(inv, None, env)  # warm-up: caches, first-time CRD/namespace creation, operators
+                single = {p: site(inv, f"dfw-{p}", env) for p in PROFILES}
+                together = site(inv, None, env)
     finally:
         for sim in sims.values():
             sim.shutdown()

@@ -6,6 +6,8 @@ API server. The Data Flywheel API is the SIMULATOR (tests/sim/flywheel_api)."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -78,6 +80,30 @@ def sim():
     server.shutdown()
 
 
+@pytest.fixture(scope="module")
+def fixture_charts(tool_env, tmp_path_factory) -> str:
+    """The FIXTURE charts packaged with real helm, as `make demo` gives them to the local inventory."""
+    out = tmp_path_factory.mktemp("charts")
+    subprocess.run(
+        [sys.executable, str(ROOT / "tests" / "fixtures" / "package_charts.py"), str(out)],
+        env=tool_env,
+        check=True,
+        capture_output=True,
+    )
+    return str(out)
+
+
+def helm_releases(tool_env: dict, kubeconfig: str) -> dict[str, str]:
+    listed = subprocess.run(
+        ["helm", "list", "-A", "-o", "json", "--kubeconfig", kubeconfig],
+        env=tool_env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return {r["name"]: r["status"] for r in json.loads(listed)}
+
+
 @pytest.fixture
 def names():
     tag = uuid.uuid4().hex[:6]
@@ -85,15 +111,25 @@ def names():
 
 
 def test_site_with_awx_credential_variables_only(
-    vanilla_kubeconfig, vanilla, tool_env, sim, names, tmp_path, monkeypatch
+    vanilla_kubeconfig, vanilla, tool_env, fixture_charts, sim, names, tmp_path, monkeypatch
 ):
     """Must show 2 (first half): the whole site.yml under ansible-runner, credentials from K8S_AUTH_* only,
-    as an account bound to rbac/inspect.yml + rbac/installer.yml; rerun changed=0; survey strings coerced."""
+    as an account bound to rbac/inspect.yml + rbac/installer.yml; the cluster stage installs the full
+    stack from the FIXTURE charts (operators, NeMo, gateway, flywheel chart), so rbac/installer.yml is
+    proven to cover them; rerun changed=0; survey strings coerced; uninstall.yml with the same account."""
     account = make_account(vanilla_kubeconfig, tool_env, ["inspect.yml", "installer.yml"], names)
+    env, extra = {}, {}
     try:
         sa_token = token(vanilla, account)
         clean_environ(monkeypatch, tmp_path / "home")
-        env = {**awx_credential_env(vanilla_kubeconfig, sa_token, tmp_path), "FLYWHEEL_API_URL": sim.url}
+        # ansible-playbook and helm, as the execution environment has them
+        monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}:{tool_env['PATH']}")
+        env = {
+            **awx_credential_env(vanilla_kubeconfig, sa_token, tmp_path),
+            "FLYWHEEL_API_URL": sim.url,
+            "FLYWHEEL_FIXTURE_CHARTS": fixture_charts,
+            "HELM_PLUGINS": tool_env["HELM_PLUGINS"],
+        }
         namespace = names["data-flywheel"]
         answers = survey_answers(
             "namespaces",
@@ -119,7 +155,7 @@ def test_site_with_awx_credential_variables_only(
         assert totals(first)["failures"] == 0 and totals(first)["changed"] > 0
         assert sa_token not in text, "the token leaked into the job output"
         assert not {"KUBECONFIG", "K8S_AUTH_KUBECONFIG"} & set(first.config.env), "a kubeconfig was reachable"
-        assert not (tmp_path / "home" / ".kube").exists()
+        assert not (tmp_path / "home" / ".kube" / "config").exists()  # (helm keeps a discovery cache there)
         # what the stages did, read back as the cluster admin
         core, rbac = client.CoreV1Api(vanilla), client.RbacAuthorizationV1Api(vanilla)
         ns = core.read_namespace(namespace)
@@ -131,6 +167,9 @@ def test_site_with_awx_credential_variables_only(
             "admissionregistration.k8s.io", "v1beta1", "mutatingadmissionpolicies", f"dfw-scratch-{namespace}"
         )
         assert maps["metadata"]["labels"]["dataflywheel.blueprint/remediation"] == "scratch-volume"
+        releases = helm_releases(tool_env, vanilla_kubeconfig)
+        assert {"gpu-operator", "nim-operator", "volcano", "data-flywheel"} <= set(releases), releases
+        assert set(releases.values()) == {"deployed"}, releases
         report = json.loads((tmp_path / "reports" / "report.json").read_text())
         assert [j["status"] for j in report["jobs"]] == ["completed"]
         started = len(control(sim, "/_sim/jobs")["jobs"])
@@ -168,9 +207,29 @@ def test_site_with_awx_credential_variables_only(
             ],
         )
         assert [r["allowed"] for r in review] == [True, False, False, False], review
+
+        # the same account takes the stack down again (the other tests expect no releases)
+        gone = run(tmp_path, "playbooks/uninstall.yml", env, extra, inventory=str(ROOT / "inventories" / "local"))
+        assert gone.status == "successful", output(gone)[-6000:]
+        assert helm_releases(tool_env, vanilla_kubeconfig) == {}
     finally:
+        if helm_releases(tool_env, vanilla_kubeconfig) and env:  # a failed run above: clean up as admin
+            run(
+                tmp_path,
+                "playbooks/uninstall.yml",
+                {
+                    **{k: v for k, v in env.items() if not k.startswith("K8S_AUTH_")},
+                    "K8S_AUTH_KUBECONFIG": vanilla_kubeconfig,
+                },
+                extra,
+                inventory=str(ROOT / "inventories" / "local"),
+            )
         delete_account(vanilla_kubeconfig, tool_env, account)
-        client.CoreV1Api(vanilla).delete_namespace(names["data-flywheel"])
+        try:
+            client.CoreV1Api(vanilla).delete_namespace(names["data-flywheel"])
+        except ApiException as err:
+            if err.status != 404:  # uninstall.yml removed it
+                raise
 
 
 def test_bad_survey_answer_stops_the_run_before_anything_changes(

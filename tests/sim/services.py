@@ -3,8 +3,9 @@
 services) and the REAL search engine that holds the flywheel's log index.
 
     services.py up      start the search engine (OpenSearch, tests/sim/search_engine) and the Data
-                        Flywheel API simulator (loopback), write the demo's log file, print
-                        `export FLYWHEEL_API_URL=... FLYWHEEL_ES_URL=... FLYWHEEL_DEMO_LOGS=...`
+                        Flywheel API simulator (loopback), write the demo's log file, package the
+                        FIXTURE charts (stand-ins for NVIDIA's NGC charts), print `export
+                        FLYWHEEL_API_URL=... FLYWHEEL_ES_URL=... FLYWHEEL_DEMO_LOGS=... FLYWHEEL_FIXTURE_CHARTS=...`
     services.py down    stop them
 
 The demo is the seeds' walkthrough: workload primary_assistant for clients aiva-1, aiva-2 and
@@ -16,6 +17,7 @@ simulator counts each job's records there.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import signal
@@ -82,8 +84,28 @@ def demo_logs() -> Path:
     return path
 
 
+def fixture_charts() -> Path:
+    """The FIXTURE charts (tests/fixtures/charts, shaped like NVIDIA's charts, which live behind NGC)
+    packaged with real helm (needs helm on PATH: `cluster.py env`); once per content of the charts."""
+    source = ROOT / "tests" / "fixtures" / "charts"
+    digest = hashlib.sha256()
+    for path in sorted(source.rglob("*")):
+        # `helm dependency build` writes the subchart .tgz and Chart.lock into the source tree
+        if path.is_file() and path.suffix != ".tgz" and path.name != "Chart.lock":
+            digest.update(str(path.relative_to(source)).encode() + b"\0" + path.read_bytes())
+    out = STATE / f"fixture-charts-{digest.hexdigest()[:12]}"
+    if not (out / "index.yaml").exists():
+        subprocess.run(  # noqa: S603 - our own packaging script
+            [sys.executable, str(ROOT / "tests" / "fixtures" / "package_charts.py"), str(out)],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+    return out
+
+
 def up() -> None:
     STATE.mkdir(parents=True, exist_ok=True)
+    print(f"export FLYWHEEL_FIXTURE_CHARTS={fixture_charts()}")
     es_url = search_engine()
     print(f"export FLYWHEEL_ES_URL={es_url}")
     print(f"export FLYWHEEL_DEMO_LOGS={demo_logs()}")
