@@ -25,7 +25,10 @@ from kubernetes import client
 from tests.integration.flywheel_sim import ansible_env
 from tests.integration.secret_scan import scan_cluster, scan_files, scan_text
 
-pytestmark = pytest.mark.cluster
+pytestmark = [
+    pytest.mark.cluster,
+    pytest.mark.wip,
+]  # issue 4: tests 1-2 green on the current roles, 3-4 green before the session-3 changes; one full green run left
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
