@@ -4,6 +4,10 @@ Starts (or reuses) the vanilla local cluster, packages the fixture charts, conve
 stack is not there yet, then times a second run and reports:
   * wall time of the rerun (target: at most 45 s on 2 cores) and its changed count (must be 0);
   * (--assume-converged skips the first run when the stack is known to be converged)
+  * CPU seconds the rerun spent (ansible-playbook, its modules and the helm processes they ran):
+    on a loaded machine the wall time mostly measures the other load; the CPU time does not;
+  * the Pods of the stack's namespaces before and after: any UID that changed fails the benchmark,
+    like changed > 0 does (a no-op rerun restarts nothing);
   * API requests the apiserver counted during the rerun: the sum of apiserver_request_total read
     from the real kube-apiserver's /metrics before and after. The metric has no per-client label,
     so the background traffic of the control plane (controller-manager, scheduler, kwok, the
@@ -15,6 +19,7 @@ from __future__ import annotations
 
 import os
 import re
+import resource
 import subprocess
 import sys
 import time
@@ -37,6 +42,21 @@ def requests_total(api: client.ApiClient) -> float:
 
 def launcher(*args: str) -> str:
     return subprocess.run([PY, str(LAUNCHER), *args], check=True, capture_output=True, text=True).stdout
+
+
+NAMESPACES = ["data-flywheel", "gpu-operator", "nim-operator", "volcano-system"]
+
+
+def pod_uids(api: client.ApiClient) -> dict[str, str]:
+    pods = client.CoreV1Api(api).list_pod_for_all_namespaces().items
+    return {
+        f"{p.metadata.namespace}/{p.metadata.name}": p.metadata.uid for p in pods if p.metadata.namespace in NAMESPACES
+    }
+
+
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def run_playbook(env: dict) -> tuple[float, str]:
@@ -92,18 +112,30 @@ def main() -> None:
     time.sleep(idle_window)
     background_rate = (requests_total(api) - before) / idle_window
 
+    pods_before = pod_uids(api)
     before = requests_total(api)
+    cpu_before = children_cpu()
+    load_before = os.getloadavg()[0]
     elapsed, out = run_playbook(env)
+    cpu = children_cpu() - cpu_before
     raw = requests_total(api) - before
     corrected = raw - background_rate * elapsed
     changed = changed_count(out)
+    pods_after = pod_uids(api)
+    recreated = sorted(
+        set(pods_before.items()) ^ set(pods_after.items()),
+    )
 
     print(f"no-op rerun of cluster.yml: {elapsed:.1f} s wall (target <= 45 s), changed={changed}")
     print(f"  API requests counted by kube-apiserver: {raw:.0f} raw")
     print(f"  background of the control plane: {background_rate:.1f} req/s -> ~{corrected:.0f} requests from the rerun")
-    print(f"  machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}")
+    print(f"  CPU time of the rerun (ansible, modules, helm): {cpu:.1f} s")
+    print(f"  Pods in {', '.join(NAMESPACES)}: {len(pods_after)}, recreated or changed: {len(recreated)}")
+    print(f"  machine: {os.cpu_count()} cores, load average {load_before:.1f} before / {os.getloadavg()[0]:.1f} after")
     if changed:
         sys.exit("the rerun changed something: it is not a no-op")
+    if not pods_before or recreated:
+        sys.exit(f"Pods differ before/after the rerun (name, uid): {recreated or 'no Pods found'}")
 
 
 if __name__ == "__main__":

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import stat
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,15 +69,30 @@ def scan_files(roots: Iterable[Path], secrets: dict[str, str], skip: Iterable[Pa
     skipped = [p.resolve() for p in skip]
     leaks = []
     for root in roots:
-        for path in Path(root).rglob("*"):
-            resolved = path.resolve()
-            if not path.is_file() or any(resolved.is_relative_to(s) for s in skipped):
-                continue
-            try:
-                text = path.read_bytes().decode("utf-8", errors="ignore")
-            except OSError:
-                continue
-            leaks += scan_text(text, secrets, str(path))
+        # regular files only, no symlinks, no descent into mount points: a chroot left under
+        # ~/.ansible/tmp (molecule gpu_host) has /proc and /sys mounted, and reading a device
+        # such as /dev/kmsg blocks forever
+        for folder, dirs, files in os.walk(root, followlinks=False):
+            dirs[:] = [
+                d
+                for d in dirs
+                if not os.path.ismount(os.path.join(folder, d))
+                and not any(Path(folder, d).resolve().is_relative_to(s) for s in skipped)
+            ]
+            for name in files:
+                path = Path(folder, name)
+                try:
+                    if not stat.S_ISREG(path.lstat().st_mode):
+                        continue
+                except OSError:
+                    continue
+                if any(path.resolve().is_relative_to(s) for s in skipped):
+                    continue
+                try:
+                    text = path.read_bytes().decode("utf-8", errors="ignore")
+                except OSError:
+                    continue
+                leaks += scan_text(text, secrets, str(path))
     return leaks
 
 

@@ -19,10 +19,7 @@ from kubernetes import client, config, utils
 from tests.integration.conftest import kubeconfig_for
 from tests.integration.flywheel_sim import ansible_env
 
-pytestmark = [
-    pytest.mark.cluster,
-    pytest.mark.wip,
-]  # issue 4: not yet proven green end to end; run by make test-wip, not make test
+pytestmark = pytest.mark.cluster
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
