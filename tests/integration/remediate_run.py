@@ -5,12 +5,17 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import tempfile
 import uuid
 from pathlib import Path
 
 from kubernetes import client, config
 
 ROOT = Path(__file__).resolve().parents[2]
+# kubernetes.core caches API discovery in $TMPDIR/k8srcp-<hash of the server URL>.json and keeps using it
+# while the kinds it looks up are found. Local clusters are recreated on reused loopback ports (and /tmp
+# is shared with other checkouts), so one test session gets its own cache directory.
+DISCOVERY_TMP = tempfile.mkdtemp(prefix="dfw-remediate-discovery-")
 
 
 class RoleRun:
@@ -59,6 +64,7 @@ def run_role(extra, kubeconfig=None, tasks_from=None, tmp_path=None):
         ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
         ANSIBLE_STDOUT_CALLBACK="json",
         ANSIBLE_LOAD_CALLBACK_PLUGINS="1",
+        TMPDIR=DISCOVERY_TMP,
     )
     extra = dict(extra)
     if kubeconfig:

@@ -8,7 +8,6 @@ from tests.sim.hf_hub.simulator import start as start_hub
 
 from .remediate_run import run_role
 
-pytestmark = pytest.mark.wip  # issue 5: not yet proven green end to end; run by make test-wip, not make test
 
 GATED = "meta-llama/Llama-3.2-1B-Instruct"
 PUBLIC = "nvidia/public-tokenizer"

@@ -1,29 +1,41 @@
-"""roles/remediate units added in issue 5's second part, each on the local cluster: reproduce the
-broken state, remediate, prove the fixed state through the API, rerun with changed=0, and prove
-the unit does not touch platforms it is not for."""
+"""roles/remediate on the local cluster, every unit of issue 5: reproduce the broken state, remediate,
+prove the fixed state through the API, rerun with changed=0, and prove no unit touches a platform it is
+not for.
+
+To keep `make test` short, each profile gets ONE namespace with every broken state reproduced in it and
+ONE pair of whole-role runs (first run, then the rerun), shared by the tests below through a
+module-scoped fixture; only the failure paths and the Kyverno variant run the role on their own."""
 
 import json
 import subprocess
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
 import yaml
-from kubernetes import client
+from kubernetes import client, config
+
+from tests.sim.entity_store.simulator import start as start_entity_store
 
 from .conftest import kubeconfig_for
 from .remediate_run import drop_namespace, fresh_namespace, run_role
 
-pytestmark = [
-    pytest.mark.cluster,
-    pytest.mark.wip,
-]  # issue 5: not yet proven green end to end; run by make test-wip, not make test
+pytestmark = pytest.mark.cluster
 ROOT = Path(__file__).resolve().parents[2]
 NIM_CRDS = ROOT / "tests/fixtures/crds/apps.nvidia.com.yaml"
 KYVERNO_CRD = ROOT / "tests/fixtures/crds/kyverno.io_clusterpolicies.yaml"
+PROFILES = ["vanilla", "openshift", "pcai", "nutanix"]
+EVALUATOR = "nemoevaluator-sample"
 MODELS = [
     {"name": "meta/llama-3.2-1b-instruct", "nim_service": "llama-3-2-1b-instruct"},
     {"name": "meta/llama-3.1-8b-instruct", "nim_service": "llama-3-1-8b-instruct"},
+]
+ROUTES = [
+    {"name": "flywheel-api", "service": "df-api-service", "port": 8000},
+    {"name": "flywheel-kibana", "service": "df-kibana-service", "port": 5601},
+    {"name": "flywheel-mlflow", "service": "df-mlflow-service", "port": 5000, "timeout": "600s"},
 ]
 
 
@@ -35,7 +47,23 @@ def kubectl(tool_env, kubeconfig, *args):
     return proc.stdout
 
 
+def can_i(kubeconfig, namespace, sa, verb, resource, group="", name=None):
+    """SelfSubjectAccessReview as the ServiceAccount (impersonation): what `kubectl auth can-i --as` asks."""
+    api = config.new_client_from_config(config_file=kubeconfig)
+    api.set_default_header("Impersonate-User", f"system:serviceaccount:{namespace}:{sa}")
+    api.set_default_header("Impersonate-Group", "system:serviceaccounts")
+    review = client.V1SelfSubjectAccessReview(
+        spec=client.V1SelfSubjectAccessReviewSpec(
+            resource_attributes=client.V1ResourceAttributes(
+                namespace=namespace, verb=verb, resource=resource, group=group, name=name
+            )
+        )
+    )
+    return client.AuthorizationV1Api(api).create_self_subject_access_review(review).status.allowed
+
+
 def job_pod(api, ns, job_name, annotations=None):
+    """Create a Job the way a controller would and return the Pod the real admission chain stored."""
     client.BatchV1Api(api).create_namespaced_job(
         ns,
         client.V1Job(
@@ -52,13 +80,14 @@ def job_pod(api, ns, job_name, annotations=None):
         ),
     )
     core = client.CoreV1Api(api)
-    deadline = time.time() + 60
+    deadline = time.time() + 90
     while time.time() < deadline:
         pods = core.list_namespaced_pod(ns, label_selector=f"job-name={job_name}").items
         if pods:
             return pods[0]
         time.sleep(0.3)
-    raise AssertionError(f"job {job_name} created no pod within 60s")
+    events = core.list_namespaced_event(ns, field_selector=f"involvedObject.name={job_name}").items
+    raise AssertionError(f"job {job_name} created no pod within 90s; events: {[e.message for e in events]}")
 
 
 def has_scratch(pod):
@@ -67,20 +96,19 @@ def has_scratch(pod):
     )
 
 
+def containers(pod):
+    return [c.name for c in pod.spec.containers + (pod.spec.init_containers or [])]
+
+
 def labelled(api, ns, remediation):
     """Every object of a remediation in a namespace: (kind, name)."""
     sel = f"dataflywheel.blueprint/remediation={remediation}"
-    found = [
-        ("RoleBinding", b.metadata.name)
-        for b in client.RbacAuthorizationV1Api(api).list_namespaced_role_binding(ns, label_selector=sel).items
-    ]
-    found += [
-        ("Service", s.metadata.name)
-        for s in client.CoreV1Api(api).list_namespaced_service(ns, label_selector=sel).items
-    ]
-    found += [
-        ("Job", j.metadata.name) for j in client.BatchV1Api(api).list_namespaced_job(ns, label_selector=sel).items
-    ]
+    rbac, core, batch = client.RbacAuthorizationV1Api(api), client.CoreV1Api(api), client.BatchV1Api(api)
+    found = [("Role", r.metadata.name) for r in rbac.list_namespaced_role(ns, label_selector=sel).items]
+    found += [("RoleBinding", b.metadata.name) for b in rbac.list_namespaced_role_binding(ns, label_selector=sel).items]
+    found += [("Service", s.metadata.name) for s in core.list_namespaced_service(ns, label_selector=sel).items]
+    found += [("ConfigMap", c.metadata.name) for c in core.list_namespaced_config_map(ns, label_selector=sel).items]
+    found += [("Job", j.metadata.name) for j in batch.list_namespaced_job(ns, label_selector=sel).items]
     custom = client.CustomObjectsApi(api)
     for group, version, plural in (
         ("networking.istio.io", "v1beta1", "virtualservices"),
@@ -96,22 +124,44 @@ def labelled(api, ns, remediation):
     return found
 
 
-@pytest.fixture
-def ns_on(request):
-    kubeconfig = kubeconfig_for(request.param)
-    api, ns = fresh_namespace(kubeconfig, f"u{request.param[:3]}")
-    yield request.param, kubeconfig, api, ns
-    drop_namespace(api, ns)
+def http_status(url):
+    try:
+        with urllib.request.urlopen(url, timeout=10) as resp:  # noqa: S310 - the loopback simulator
+            return resp.status
+    except urllib.error.HTTPError as err:
+        return err.code
 
 
-# ---------------------------------------------------------------- evaluator-entity-store-url
+def operator_style_evaluator(api, ns):
+    """What the NIM operator creates: ServiceAccount + Role without delete on secrets + RoleBinding."""
+    core, rbac = client.CoreV1Api(api), client.RbacAuthorizationV1Api(api)
+    core.create_namespaced_service_account(ns, client.V1ServiceAccount(metadata=client.V1ObjectMeta(name=EVALUATOR)))
+    rbac.create_namespaced_role(
+        ns,
+        client.V1Role(
+            metadata=client.V1ObjectMeta(name=EVALUATOR),
+            rules=[
+                client.V1PolicyRule(
+                    api_groups=[""], resources=["secrets", "pods"], verbs=["get", "watch", "list", "create"]
+                )
+            ],
+        ),
+    )
+    rbac.create_namespaced_role_binding(
+        ns,
+        client.V1RoleBinding(
+            metadata=client.V1ObjectMeta(name=EVALUATOR),
+            role_ref=client.V1RoleRef(api_group="rbac.authorization.k8s.io", kind="Role", name=EVALUATOR),
+            subjects=[client.RbacV1Subject(kind="ServiceAccount", name=EVALUATOR, namespace=ns)],
+        ),
+    )
 
 
 def evaluator_cr(ns, endpoint):
     return {
         "apiVersion": "apps.nvidia.com/v1alpha1",
         "kind": "NemoEvaluator",
-        "metadata": {"name": "nemoevaluator-sample", "namespace": ns},
+        "metadata": {"name": EVALUATOR, "namespace": ns},
         "spec": {
             "image": {"repository": "nvcr.io/nvidia/nemo-microservices/evaluator", "tag": "25.06"},
             "databaseConfig": {
@@ -130,85 +180,363 @@ def evaluator_cr(ns, endpoint):
     }
 
 
-@pytest.mark.parametrize("ns_on", ["vanilla"], indirect=True)
-def test_evaluator_entity_store_url_set_on_the_cr(ns_on, tool_env):
-    _profile, kubeconfig, api, ns = ns_on
-    kubectl(tool_env, kubeconfig, "apply", "--server-side", "-f", str(NIM_CRDS))
-    kubectl(tool_env, kubeconfig, "wait", "--for=condition=Established", "crd/nemoevaluators.apps.nvidia.com")
-    custom = client.CustomObjectsApi(api)
-    # Broken state: the CR points at an Entity Store in another namespace (what `oc set env` papered over).
-    custom.create_namespaced_custom_object(
-        "apps.nvidia.com", "v1alpha1", ns, "nemoevaluators", evaluator_cr(ns, "http://nemoentitystore-sample:8000")
+class Scene:
+    """One profile: a namespace with every broken state, what the API said before, one role run, what the
+    API said right after it (no test-side wait), and the rerun."""
+
+    def __init__(self, profile, tool_env):
+        self.profile = profile
+        self.kubeconfig = kubeconfig_for(profile)
+        self.api, self.ns = fresh_namespace(self.kubeconfig, f"rem-{profile[:4]}")
+        self.store = start_entity_store()
+        api, ns, core = self.api, self.ns, client.CoreV1Api(self.api)
+        operator_style_evaluator(api, ns)
+        core.create_namespaced_service_account(
+            ns, client.V1ServiceAccount(metadata=client.V1ObjectMeta(name="elasticsearch"))
+        )
+        core.create_namespaced_persistent_volume_claim(
+            ns,
+            client.V1PersistentVolumeClaim(
+                metadata=client.V1ObjectMeta(name="model-store"),
+                spec=client.V1PersistentVolumeClaimSpec(
+                    access_modes=["ReadWriteOnce"],
+                    resources=client.V1VolumeResourceRequirements(requests={"storage": "1Gi"}),
+                ),
+            ),
+        )
+        self.extra = {
+            "remediate_namespace": ns,
+            "remediate_evaluator_name": EVALUATOR,
+            "remediate_entity_store_url": self.store.url,
+            "remediate_nemo_models": MODELS,
+            "remediate_model_pvc": "model-store",
+            "remediate_scc_grants": [{"service_account": "elasticsearch", "scc": "anyuid"}],
+            "remediate_routes": ROUTES,
+        }
+        if profile == "vanilla":
+            # Broken state of evaluator-entity-store-url: the CR points at an Entity Store in another
+            # namespace (what `oc set env` papered over until the next reconcile).
+            kubectl(tool_env, self.kubeconfig, "apply", "--server-side", "-f", str(NIM_CRDS))
+            kubectl(
+                tool_env, self.kubeconfig, "wait", "--for=condition=Established", "crd/nemoevaluators.apps.nvidia.com"
+            )
+            client.CustomObjectsApi(api).create_namespaced_custom_object(
+                "apps.nvidia.com",
+                "v1alpha1",
+                ns,
+                "nemoevaluators",
+                evaluator_cr(ns, "http://nemoentitystore-sample:8000"),
+            )
+            self.right_endpoint = f"http://nemoentitystore-sample.{ns}.svc.cluster.local:8000"
+            self.extra["remediate_evaluator_entity_store_endpoint"] = self.right_endpoint
+            self.extra["remediate_entity_store_mock"] = True
+
+        self.before = {
+            "delete_secrets": can_i(self.kubeconfig, ns, EVALUATOR, "delete", "secrets"),
+            "create_secrets": can_i(self.kubeconfig, ns, EVALUATOR, "create", "secrets"),
+            "scratch": has_scratch(job_pod(api, ns, "customizer-entity-handler-before")),
+            "model_status": http_status(f"{self.store.url}/v1/models/meta/llama-3.2-1b-instruct"),
+            "anyuid": profile == "openshift"
+            and can_i(
+                self.kubeconfig,
+                ns,
+                "elasticsearch",
+                "use",
+                "securitycontextconstraints",
+                "security.openshift.io",
+                "anyuid",
+            ),
+        }
+        self.first = run_role(self.extra, self.kubeconfig)
+        self.after = {}
+        if self.first.ok:
+            self.after = {
+                "scratch": has_scratch(job_pod(api, ns, "customizer-entity-handler-after")),
+                "unrelated_scratch": has_scratch(job_pod(api, ns, "unrelated-job")),
+                "probe_left": core.list_namespaced_pod(ns, field_selector="metadata.name=dfw-scratch-probe").items,
+            }
+        self.second = run_role(self.extra, self.kubeconfig)
+
+    def close(self):
+        self.store.shutdown()
+        drop_namespace(self.api, self.ns)
+
+
+@pytest.fixture(scope="module")
+def scenes(tool_env):
+    made = {}
+
+    def get(profile):
+        if profile not in made:
+            made[profile] = Scene(profile, tool_env)
+        scene = made[profile]
+        assert scene.first.ok, scene.first.text()[-3000:]
+        return scene
+
+    yield get
+    for scene in made.values():
+        scene.close()
+
+
+# ---------------------------------------------------------------- every profile: all-platform units, rerun
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_rerun_reports_changed_0(scenes, profile):
+    scene = scenes(profile)
+    assert scene.first.changed >= 3
+    assert scene.second.ok, scene.second.text()[-3000:]
+    assert scene.second.changed == 0, [n for n, r in scene.second.tasks if r.get("changed")]
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_evaluator_can_delete_its_secrets_operator_role_untouched(scenes, profile):
+    scene = scenes(profile)
+    assert scene.before["delete_secrets"] is False and scene.before["create_secrets"] is True
+    assert can_i(scene.kubeconfig, scene.ns, EVALUATOR, "delete", "secrets") is True
+    operator_role = client.RbacAuthorizationV1Api(scene.api).read_namespaced_role(EVALUATOR, scene.ns)
+    assert "delete" not in operator_role.rules[0].verbs, "the operator-owned Role must not be edited"
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_entity_store_simulator_returns_the_registered_models(scenes, profile):
+    scene = scenes(profile)
+    assert scene.before["model_status"] == 404  # base-eval 404: the operator-deployed NIM is not registered
+    assert http_status(f"{scene.store.url}/v1/models/meta/llama-3.2-1b-instruct") == 200
+    registered = scene.store.state.models[("meta", "llama-3.2-1b-instruct")]
+    assert registered["api_endpoint"]["url"] == f"http://llama-3-2-1b-instruct.{scene.ns}.svc.cluster.local:8000/v1"
+    assert scene.store.stats["POST /v1/models"] == 2, "one POST per model, none on the rerun"
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_scratch_policy_active_when_the_role_reports_success(scenes, profile):
+    """The role waits for the new MutatingAdmissionPolicy to act (dry-run Pod) before it returns, so an
+    entity-handler Job created right after the run gets /scratch from the real admission chain, without the
+    test waiting; other Jobs do not."""
+    scene = scenes(profile)
+    assert scene.before["scratch"] is False
+    assert scene.first.ran("Wait until a dry-run entity-handler Pod gets")
+    assert scene.after["scratch"] is True, "policy not active when the role returned"
+    assert scene.after["unrelated_scratch"] is False, "the policy must only touch entity-handler Jobs"
+    assert scene.after["probe_left"] == [], "the probe is a dry run, nothing is stored"
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_units_do_not_touch_other_platforms(scenes, profile):
+    scene = scenes(profile)
+    api, ns = scene.api, scene.ns
+    facts = scene.first.fact("remediate_facts")
+    assert facts["platform"] == profile
+    on_openshift, on_pcai = profile == "openshift", profile == "pcai"
+    assert bool(labelled(api, ns, "openshift-scc")) is on_openshift
+    assert bool(labelled(api, ns, "openshift-ownership")) is on_openshift
+    assert bool(labelled(api, ns, "openshift-routes")) is on_openshift
+    assert bool(scene.first.fact("remediate_route_urls")) is on_openshift
+    assert bool(labelled(api, ns, "pcai-routing")) is on_pcai
+    assert bool(scene.first.fact("remediate_flywheel_values_overlay")) is on_pcai
+    assert ("istio-injection" in (client.CoreV1Api(api).read_namespace(ns).metadata.labels or {})) is on_pcai
+    assert bool(labelled(api, ns, "evaluator-secret-delete"))  # the all-platform units act everywhere
+    # The Nutanix resolver check belongs to the GPU-node play (playbooks/preflight.yml), never to this run.
+    assert not scene.first.ran("resolve") and "getent" not in scene.first.text()
+    if profile == "nutanix":
+        assert facts["nutanix_storage"]["present"] is True
+
+
+# ---------------------------------------------------------------- OpenShift: SCC, model ownership, Routes
+
+
+def test_openshift_scc_least_privilege_and_model_ownership_job(scenes):
+    scene = scenes("openshift")
+    kubeconfig, api, ns = scene.kubeconfig, scene.api, scene.ns
+    core, rbac = client.CoreV1Api(api), client.RbacAuthorizationV1Api(api)
+    assert scene.before["anyuid"] is False
+    bindings = rbac.list_namespaced_role_binding(ns, label_selector="dataflywheel.blueprint/remediation=openshift-scc")
+    assert [b.role_ref.name for b in bindings.items] == ["system:openshift:scc:anyuid"]
+    scc = ("securitycontextconstraints", "security.openshift.io")
+    assert can_i(kubeconfig, ns, "elasticsearch", "use", *scc, "anyuid") is True
+    assert can_i(kubeconfig, ns, "elasticsearch", "use", *scc, "privileged") is False
+    assert can_i(kubeconfig, ns, EVALUATOR, "use", *scc, "anyuid") is False, "granted per ServiceAccount only"
+
+    jobs = client.BatchV1Api(api).list_namespaced_job(
+        ns, label_selector="dataflywheel.blueprint/remediation=openshift-ownership"
     )
-    right = f"http://nemoentitystore-sample.{ns}.svc.cluster.local:8000"
-    extra = {
-        "remediate_namespace": ns,
-        "remediate_evaluator_name": "nemoevaluator-sample",
-        "remediate_evaluator_entity_store_endpoint": right,
+    uid = core.read_namespace(ns).metadata.annotations["openshift.io/sa.scc.uid-range"].split("/")[0]
+    assert len(jobs.items) == 1
+    job = jobs.items[0]
+    assert {e.name: e.value for e in job.spec.template.spec.containers[0].env}["OWNER_UID"] == uid
+    assert job.spec.template.spec.volumes[0].persistent_volume_claim.claim_name == "model-store"
+    assert any(c.type == "Complete" and c.status == "True" for c in job.status.conditions or [])
+
+
+def test_openshift_routes_for_api_and_uis(scenes):
+    scene = scenes("openshift")
+    ns = scene.ns
+    custom = client.CustomObjectsApi(scene.api)
+    routes = {
+        r["metadata"]["name"]: r
+        for r in custom.list_namespaced_custom_object("route.openshift.io", "v1", ns, "routes")["items"]
     }
-    first = run_role(extra, kubeconfig)
-    assert first.ok, first.text()[-3000:]
-    assert first.ran("Set spec.entitystore.endpoint")
-    cr = custom.get_namespaced_custom_object(
-        "apps.nvidia.com", "v1alpha1", ns, "nemoevaluators", "nemoevaluator-sample"
+    assert sorted(routes) == ["flywheel-api", "flywheel-kibana", "flywheel-mlflow"]
+    assert routes["flywheel-api"]["spec"]["to"]["name"] == "df-api-service"
+    assert routes["flywheel-api"]["spec"]["tls"]["termination"] == "edge"
+    assert routes["flywheel-mlflow"]["metadata"]["annotations"]["haproxy.router.openshift.io/timeout"] == "600s"
+    host = f"flywheel-api-{ns}.apps.dfw-openshift.example.test"
+    assert routes["flywheel-api"]["spec"]["host"] == host  # assigned by the (emulated) router at admission
+    assert scene.first.fact("remediate_route_urls")["flywheel-api"] == f"https://{host}"
+
+
+# ---------------------------------------------------------------- PCAI: routing, sidecars, values overlay
+
+
+def test_pcai_routing_domain_sidecars_and_values_overlay(scenes):
+    scene = scenes("pcai")
+    api, ns = scene.api, scene.ns
+    custom, core = client.CustomObjectsApi(api), client.CoreV1Api(api)
+    domain = core.read_namespaced_config_map("ezua-cluster-config", "ezua-system").data["cluster.domainName"]
+    assert core.read_namespace(ns).metadata.labels.get("istio-injection") == "enabled"
+    # Broken state: in the mesh, a Job Pod gets the (emulated) istio-proxy sidecar that keeps it running.
+    plain = job_pod(api, ns, "plain-job")
+    assert "istio-proxy" in containers(plain)
+
+    overlay = scene.first.fact("remediate_flywheel_values_overlay")
+    assert overlay["ezua"]["virtualService"] == {
+        "endpoint": f"data-flywheel.{domain}",
+        "istioGateway": "istio-system/ezaf-gateway",
+    }
+    assert "$" not in json.dumps(overlay)
+    assert overlay["podLabels"] == {"hpe-ezua/app": "data-flywheel", "hpe-ezua/type": "vendor-service"}
+    assert overlay["podAnnotations"] == {"traffic.sidecar.istio.io/excludeOutboundPorts": "5432,9200,6379,27017"}
+    assert overlay["foundationalFlywheelServer"]["config"]["nmp_config"]["nemo_base_url"] == (
+        f"http://df-generic-service.{ns}.svc.cluster.local:8000"
     )
-    assert cr["spec"]["entitystore"]["endpoint"] == right
+    assert overlay["namespace"] == ns
+    fixed = job_pod(api, ns, "fixed-job", annotations=overlay["jobPodAnnotations"])
+    assert "istio-proxy" not in containers(fixed)
+
+    vs = {
+        v["metadata"]["name"]: v
+        for v in custom.list_namespaced_custom_object("networking.istio.io", "v1beta1", ns, "virtualservices")["items"]
+    }
+    gw = vs["data-flywheel"]["spec"]
+    assert gw["hosts"] == [f"data-flywheel.{domain}"] and gw["gateways"] == ["istio-system/ezaf-gateway"]
+    assert gw["http"][0]["route"][0]["destination"]["host"] == f"df-api-service.{ns}.svc.cluster.local"
+    mesh = vs["nemo-generic-routing"]["spec"]
+    assert isinstance(mesh["http"], list), f"spec.http must be a list of routes, got {type(mesh['http']).__name__}"
+    assert "gateways" not in mesh and mesh["hosts"] == [f"df-generic-service.{ns}.svc.cluster.local"]
+    prefixes = [
+        (m["uri"]["prefix"], r["route"][0]["destination"]["host"].split(".")[0])
+        for r in mesh["http"]
+        for m in r["match"]
+    ]
+    assert ("/v1/customization", "nemo-customizer") in prefixes and ("/v1/models", "nemo-entity-store") in prefixes
+    assert core.read_namespaced_service("df-generic-service", ns).spec.ports[0].port == 8000
+
+
+def test_pcai_unsubstituted_domain_refused_before_anything_changes(scenes):
+    """The ${DOMAIN_NAME} trap: a literal placeholder fails the run before any unit writes (fresh namespace)."""
+    kubeconfig = scenes("pcai").kubeconfig
+    api, ns = fresh_namespace(kubeconfig, "rem-trap")
+    try:
+        trap = run_role({"remediate_namespace": ns, "remediate_pcai_cluster_domain": "${DOMAIN_NAME}"}, kubeconfig)
+        assert not trap.ok
+        assert "remediate_pcai_cluster_domain" in trap.failure_msg() and "EzAppConfig" in trap.failure_msg()
+        assert trap.changed == 0
+        for remediation in ("pcai-routing", "evaluator-secret-delete"):
+            assert labelled(api, ns, remediation) == [], remediation
+        assert "istio-injection" not in (client.CoreV1Api(api).read_namespace(ns).metadata.labels or {})
+    finally:
+        drop_namespace(api, ns)
+
+
+# ---------------------------------------------------------------- evaluator-entity-store-url, entity-store-mock
+
+
+def test_evaluator_entity_store_url_set_on_the_cr(scenes):
+    scene = scenes("vanilla")
+    custom = client.CustomObjectsApi(scene.api)
+    assert scene.first.ran("Set spec.entitystore.endpoint")
+    cr = custom.get_namespaced_custom_object("apps.nvidia.com", "v1alpha1", scene.ns, "nemoevaluators", EVALUATOR)
+    assert cr["spec"]["entitystore"]["endpoint"] == scene.right_endpoint
     assert cr["spec"]["datastore"]["endpoint"] == "http://nemodatastore-sample:8000/v1/hf", "other fields untouched"
     version = cr["metadata"]["resourceVersion"]
-    second = run_role(extra, kubeconfig)
-    assert second.ok and second.changed == 0
-    cr = custom.get_namespaced_custom_object(
-        "apps.nvidia.com", "v1alpha1", ns, "nemoevaluators", "nemoevaluator-sample"
+
+    bad = run_role(
+        dict(scene.extra, remediate_evaluator_entity_store_endpoint="nemoentitystore:8000"), scene.kubeconfig
     )
-    assert cr["metadata"]["resourceVersion"] == version
-
-    bad = run_role(dict(extra, remediate_evaluator_entity_store_endpoint="nemoentitystore:8000"), kubeconfig)
-    assert not bad.ok and "remediate_evaluator_entity_store_endpoint must be an http(s) URL" in bad.failure_msg()
-    missing = run_role(dict(extra, remediate_evaluator_name="no-such-evaluator"), kubeconfig)
+    assert not bad.ok and "remediate_evaluator_entity_store_endpoint" in bad.failure_msg()
+    assert "http(s) URL" in bad.failure_msg() and not bad.ran("Detect the platform"), "refused before any change"
+    missing = run_role(dict(scene.extra, remediate_evaluator_name="no-such-evaluator"), scene.kubeconfig)
     assert not missing.ok and "the custom resource does not exist" in missing.failure_msg()
+    cr = custom.get_namespaced_custom_object("apps.nvidia.com", "v1alpha1", scene.ns, "nemoevaluators", EVALUATOR)
+    assert cr["metadata"]["resourceVersion"] == version, "neither the rerun nor the failed runs rewrote the CR"
 
 
-# ---------------------------------------------------------------- scratch-volume: MAP takes effect, Kyverno, none
+def mock_locations(conf):
+    out = {}
+    lines = conf.splitlines()
+    for i, line in enumerate(lines):
+        if line.strip().startswith("location = /v1/models/"):
+            path = line.split("=", 1)[1].strip().rstrip("{").strip()
+            body = lines[i + 1].strip().removeprefix("return 200 '").removesuffix("';")
+            out[path] = json.loads(body)
+    return out
 
 
-@pytest.mark.parametrize("ns_on", ["pcai", "nutanix"], indirect=True)
-def test_scratch_policy_active_when_the_role_reports_success(ns_on):
-    """The role waits for the new MutatingAdmissionPolicy to act (dry-run Pod) before it returns, so an
-    entity-handler Job created right after the run gets /scratch without the test waiting."""
-    _profile, kubeconfig, api, ns = ns_on
-    assert not has_scratch(job_pod(api, ns, "customizer-entity-handler-before"))
-    first = run_role({"remediate_namespace": ns}, kubeconfig)
-    assert first.ok, first.text()[-3000:]
-    assert first.ran("Wait until a dry-run entity-handler Pod gets")
-    assert has_scratch(job_pod(api, ns, "customizer-entity-handler-after")), "policy not active when the role returned"
-    assert not has_scratch(job_pod(api, ns, "unrelated-job"))
-    assert client.CoreV1Api(api).list_namespaced_pod(ns, field_selector="metadata.name=dfw-scratch-probe").items == []
-    second = run_role({"remediate_namespace": ns}, kubeconfig)
-    assert second.ok and second.changed == 0
+def test_entity_store_mock_generated_from_the_nim_list(scenes):
+    scene = scenes("vanilla")
+    core, apps = client.CoreV1Api(scene.api), client.AppsV1Api(scene.api)
+    ns = scene.ns
+    locations = mock_locations(core.read_namespaced_config_map("dfw-entity-store-mock", ns).data["default.conf"])
+    assert sorted(locations) == ["/v1/models/meta/llama-3.1-8b-instruct", "/v1/models/meta/llama-3.2-1b-instruct"]
+    entity = locations["/v1/models/meta/llama-3.2-1b-instruct"]
+    assert entity["namespace"] == "meta" and entity["name"] == "llama-3.2-1b-instruct"
+    assert entity["api_endpoint"]["url"] == f"http://llama-3-2-1b-instruct.{ns}.svc.cluster.local:8000/v1"
+    assert core.read_namespaced_service("dfw-entity-store-mock", ns).spec.ports[0].port == 8000
+    rolled = apps.read_namespaced_deployment("dfw-entity-store-mock", ns).spec.template.metadata.annotations
+
+    third = {"name": "nvidia/llama-3.3-nemotron-super-49b-v1", "nim_service": "nemotron-super", "nim_namespace": "nim"}
+    grown = run_role(
+        {"remediate_namespace": ns, "remediate_entity_store_mock": True, "remediate_nemo_models": [*MODELS, third]},
+        scene.kubeconfig,
+    )
+    assert grown.ok, grown.text()[-3000:]
+    locations = mock_locations(core.read_namespaced_config_map("dfw-entity-store-mock", ns).data["default.conf"])
+    assert locations["/v1/models/nvidia/llama-3.3-nemotron-super-49b-v1"]["api_endpoint"]["url"] == (
+        "http://nemotron-super.nim.svc.cluster.local:8000/v1"
+    )
+    new = apps.read_namespaced_deployment("dfw-entity-store-mock", ns).spec.template.metadata.annotations
+    assert new != rolled, "a changed NIM list must roll the mock"
 
 
-@pytest.mark.parametrize("ns_on", ["vanilla"], indirect=True)
-def test_scratch_without_the_chosen_mechanism_fails_naming_the_options(ns_on):
-    _profile, kubeconfig, api, ns = ns_on
-    run = run_role({"remediate_namespace": ns, "remediate_scratch_mechanism": "kyverno"}, kubeconfig)
-    assert not run.ok
-    msg = run.failure_msg()
-    assert "remediate_scratch_mechanism=kyverno" in msg and "no Kyverno" in msg
-    for option in ("MutatingAdmissionPolicy feature gate", "install Kyverno", "upgrade the NeMo customizer"):
-        assert option in msg
-    maps = client.CustomObjectsApi(api).list_cluster_custom_object(
-        "admissionregistration.k8s.io", "v1beta1", "mutatingadmissionpolicies"
-    )["items"]
-    assert f"dfw-scratch-{ns}" not in [m["metadata"]["name"] for m in maps], "nothing created before failing"
+# ---------------------------------------------------------------- scratch-volume: no mechanism, Kyverno
+
+
+def test_scratch_without_the_chosen_mechanism_fails_naming_the_options(scenes):
+    kubeconfig = scenes("vanilla").kubeconfig
+    api, ns = fresh_namespace(kubeconfig, "rem-nomech")
+    try:
+        run = run_role({"remediate_namespace": ns, "remediate_scratch_mechanism": "kyverno"}, kubeconfig)
+        assert not run.ok
+        msg = run.failure_msg()
+        assert "remediate_scratch_mechanism=kyverno" in msg and "no Kyverno" in msg
+        for option in ("MutatingAdmissionPolicy feature gate", "install Kyverno", "upgrade the NeMo customizer"):
+            assert option in msg
+        assert run.changed == 0 and labelled(api, ns, "evaluator-secret-delete") == [], "nothing changed before"
+        maps = client.CustomObjectsApi(api).list_cluster_custom_object(
+            "admissionregistration.k8s.io", "v1beta1", "mutatingadmissionpolicies"
+        )["items"]
+        assert f"dfw-scratch-{ns}" not in [m["metadata"]["name"] for m in maps]
+    finally:
+        drop_namespace(api, ns)
 
 
 @pytest.fixture
-def nutanix_with_kyverno_api(tool_env):
+def nutanix_with_kyverno_api(scenes, tool_env):
     """The nutanix cluster with the kyverno.io ClusterPolicy CRD fixture (API type only, no Kyverno)."""
-    kubeconfig = kubeconfig_for("nutanix")
+    kubeconfig = scenes("nutanix").kubeconfig  # the shared nutanix runs happen before the CRD exists
     kubectl(tool_env, kubeconfig, "apply", "--server-side", "-f", str(KYVERNO_CRD))
     kubectl(tool_env, kubeconfig, "wait", "--for=condition=Established", "crd/clusterpolicies.kyverno.io")
-    api, ns = fresh_namespace(kubeconfig, "ukyv")
+    api, ns = fresh_namespace(kubeconfig, "rem-kyv")
     yield kubeconfig, api, ns
     drop_namespace(api, ns)
     kubectl(tool_env, kubeconfig, "delete", "--ignore-not-found", "-f", str(KYVERNO_CRD))
@@ -253,187 +581,13 @@ def test_kyverno_variant_writes_the_policy_and_refuses_success_without_kyverno_a
     assert custom.list_cluster_custom_object("kyverno.io", "v1", "clusterpolicies")["items"] == []
 
 
-# ---------------------------------------------------------------- entity-store-mock (gateway fallback)
-
-
-def mock_locations(conf):
-    out = {}
-    lines = conf.splitlines()
-    for i, line in enumerate(lines):
-        if line.strip().startswith("location = /v1/models/"):
-            path = line.split("=", 1)[1].strip().rstrip("{").strip()
-            body = lines[i + 1].strip().removeprefix("return 200 '").removesuffix("';")
-            out[path] = json.loads(body)
-    return out
-
-
-@pytest.mark.parametrize("ns_on", ["vanilla"], indirect=True)
-def test_entity_store_mock_generated_from_the_nim_list(ns_on):
-    _profile, kubeconfig, api, ns = ns_on
-    core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
-    extra = {"remediate_namespace": ns, "remediate_entity_store_mock": True, "remediate_nemo_models": MODELS}
-    first = run_role(extra, kubeconfig)
-    assert first.ok, first.text()[-3000:]
-    conf = core.read_namespaced_config_map("dfw-entity-store-mock", ns).data["default.conf"]
-    locations = mock_locations(conf)
-    assert sorted(locations) == ["/v1/models/meta/llama-3.1-8b-instruct", "/v1/models/meta/llama-3.2-1b-instruct"]
-    entity = locations["/v1/models/meta/llama-3.2-1b-instruct"]
-    assert entity["namespace"] == "meta" and entity["name"] == "llama-3.2-1b-instruct"
-    assert entity["api_endpoint"]["url"] == f"http://llama-3-2-1b-instruct.{ns}.svc.cluster.local:8000/v1"
-    sha = apps.read_namespaced_deployment("dfw-entity-store-mock", ns).spec.template.metadata.annotations
-    assert core.read_namespaced_service("dfw-entity-store-mock", ns).spec.ports[0].port == 8000
-    assert run_role(extra, kubeconfig).changed == 0
-
-    third = {"name": "nvidia/llama-3.3-nemotron-super-49b-v1", "nim_service": "nemotron-super", "nim_namespace": "nim"}
-    grown = run_role(dict(extra, remediate_nemo_models=[*MODELS, third]), kubeconfig)
-    assert grown.ok
-    locations = mock_locations(core.read_namespaced_config_map("dfw-entity-store-mock", ns).data["default.conf"])
-    assert locations["/v1/models/nvidia/llama-3.3-nemotron-super-49b-v1"]["api_endpoint"]["url"] == (
-        "http://nemotron-super.nim.svc.cluster.local:8000/v1"
-    )
-    new_sha = apps.read_namespaced_deployment("dfw-entity-store-mock", ns).spec.template.metadata.annotations
-    assert new_sha != sha, "a changed NIM list must roll the mock"
-
-
-# ---------------------------------------------------------------- openshift-routes
-
-
-ROUTES = [
-    {"name": "flywheel-api", "service": "df-api-service", "port": 8000},
-    {"name": "flywheel-kibana", "service": "df-kibana-service", "port": 5601},
-    {"name": "flywheel-mlflow", "service": "df-mlflow-service", "port": 5000, "timeout": "600s"},
-]
-
-
-@pytest.mark.parametrize("ns_on", ["openshift"], indirect=True)
-def test_openshift_routes_for_api_and_uis(ns_on):
-    _profile, kubeconfig, api, ns = ns_on
-    custom = client.CustomObjectsApi(api)
-    assert custom.list_namespaced_custom_object("route.openshift.io", "v1", ns, "routes")["items"] == []
-    extra = {"remediate_namespace": ns, "remediate_routes": ROUTES}
-    first = run_role(extra, kubeconfig)
-    assert first.ok, first.text()[-3000:]
-    routes = {
-        r["metadata"]["name"]: r
-        for r in custom.list_namespaced_custom_object("route.openshift.io", "v1", ns, "routes")["items"]
-    }
-    assert sorted(routes) == ["flywheel-api", "flywheel-kibana", "flywheel-mlflow"]
-    assert routes["flywheel-api"]["spec"]["to"]["name"] == "df-api-service"
-    assert routes["flywheel-api"]["spec"]["tls"]["termination"] == "edge"
-    assert routes["flywheel-mlflow"]["metadata"]["annotations"]["haproxy.router.openshift.io/timeout"] == "600s"
-    host = f"flywheel-api-{ns}.apps.dfw-openshift.example.test"
-    assert routes["flywheel-api"]["spec"]["host"] == host  # assigned by the (emulated) router at admission
-    assert first.fact("remediate_route_urls")["flywheel-api"] == f"https://{host}"
-    second = run_role(extra, kubeconfig)
-    assert second.ok and second.changed == 0
-
-
-# ---------------------------------------------------------------- pcai-routing and the values overlay
-
-
-@pytest.mark.parametrize("ns_on", ["pcai"], indirect=True)
-def test_pcai_routing_domain_sidecars_and_values_overlay(ns_on):
-    _profile, kubeconfig, api, ns = ns_on
-    custom, core = client.CustomObjectsApi(api), client.CoreV1Api(api)
-    domain = core.read_namespaced_config_map("ezua-cluster-config", "ezua-system").data["cluster.domainName"]
-
-    # The ${DOMAIN_NAME} trap: a literal placeholder is refused before anything is created.
-    trap = run_role({"remediate_namespace": ns, "remediate_pcai_cluster_domain": "${DOMAIN_NAME}"}, kubeconfig)
-    assert not trap.ok and "remediate_pcai_cluster_domain" in trap.failure_msg()
-    assert labelled(api, ns, "pcai-routing") == []
-
-    # Broken state: in the mesh, a Job Pod gets the (emulated) istio-proxy sidecar that keeps it running.
-    first = run_role({"remediate_namespace": ns}, kubeconfig)
-    assert first.ok, first.text()[-3000:]
-    assert core.read_namespace(ns).metadata.labels.get("istio-injection") == "enabled"
-    plain = job_pod(api, ns, "plain-job")
-    assert "istio-proxy" in [c.name for c in plain.spec.containers + (plain.spec.init_containers or [])]
-
-    overlay = first.fact("remediate_flywheel_values_overlay")
-    assert overlay["ezua"]["virtualService"] == {
-        "endpoint": f"data-flywheel.{domain}",
-        "istioGateway": "istio-system/ezaf-gateway",
-    }
-    assert "$" not in json.dumps(overlay)
-    assert overlay["podLabels"] == {"hpe-ezua/app": "data-flywheel", "hpe-ezua/type": "vendor-service"}
-    assert overlay["podAnnotations"] == {"traffic.sidecar.istio.io/excludeOutboundPorts": "5432,9200,6379,27017"}
-    assert overlay["foundationalFlywheelServer"]["config"]["nmp_config"]["nemo_base_url"] == (
-        f"http://df-generic-service.{ns}.svc.cluster.local:8000"
-    )
-    assert overlay["namespace"] == ns
-    fixed = job_pod(api, ns, "fixed-job", annotations=overlay["jobPodAnnotations"])
-    assert "istio-proxy" not in [c.name for c in fixed.spec.containers + (fixed.spec.init_containers or [])]
-
-    vs = {
-        v["metadata"]["name"]: v
-        for v in custom.list_namespaced_custom_object("networking.istio.io", "v1beta1", ns, "virtualservices")["items"]
-    }
-    gw = vs["data-flywheel"]["spec"]
-    assert gw["hosts"] == [f"data-flywheel.{domain}"] and gw["gateways"] == ["istio-system/ezaf-gateway"]
-    assert gw["http"][0]["route"][0]["destination"]["host"] == f"df-api-service.{ns}.svc.cluster.local"
-    mesh = vs["nemo-generic-routing"]["spec"]
-    assert "gateways" not in mesh and mesh["hosts"] == [f"df-generic-service.{ns}.svc.cluster.local"]
-    prefixes = [
-        (m["uri"]["prefix"], r["route"][0]["destination"]["host"].split(".")[0])
-        for r in mesh["http"]
-        for m in r["match"]
-    ]
-    assert ("/v1/customization", "nemo-customizer") in prefixes and ("/v1/models", "nemo-entity-store") in prefixes
-    assert core.read_namespaced_service("df-generic-service", ns).spec.ports[0].port == 8000
-
-    second = run_role({"remediate_namespace": ns}, kubeconfig)
-    assert second.ok and second.changed == 0
-
-
-# ---------------------------------------------------------------- no-touch per profile
-
-
-@pytest.mark.parametrize("ns_on", ["vanilla", "openshift", "nutanix"], indirect=True)
-def test_pcai_units_do_not_touch_other_platforms(ns_on):
-    profile, kubeconfig, api, ns = ns_on
-    run = run_role({"remediate_namespace": ns}, kubeconfig)
-    assert run.ok, run.text()[-3000:]
-    assert run.fact("remediate_facts")["platform"] == profile
-    assert labelled(api, ns, "pcai-routing") == []
-    assert run.fact("remediate_flywheel_values_overlay") == {}
-    assert "istio-injection" not in (client.CoreV1Api(api).read_namespace(ns).metadata.labels or {})
-
-
-@pytest.mark.parametrize("ns_on", ["vanilla", "pcai", "nutanix"], indirect=True)
-def test_routes_only_on_openshift(ns_on):
-    profile, kubeconfig, api, ns = ns_on
-    run = run_role({"remediate_namespace": ns, "remediate_routes": ROUTES}, kubeconfig)
-    assert run.ok, run.text()[-3000:]
-    assert not run.ran("Routes for the flywheel API and UIs")
-    assert [k for k, _n in labelled(api, ns, "openshift-routes")] == []
-    assert run.fact("remediate_route_urls") == {}
-
-
-@pytest.mark.parametrize("ns_on", ["nutanix"], indirect=True)
-def test_nutanix_profile_gets_only_the_all_platform_units(ns_on):
-    """Exercises the whole role on the nutanix profile: only all-platform units act; no OpenShift or PCAI
-    objects; the resolver check is not part of the cluster-side role run."""
-    profile, kubeconfig, api, ns = ns_on
-    extra = {
-        "remediate_namespace": ns,
-        "remediate_scc_grants": [{"service_account": "default", "scc": "anyuid"}],
-        "remediate_model_pvc": "model-store",
-        "remediate_routes": ROUTES,
-    }
-    first = run_role(extra, kubeconfig)
-    assert first.ok, first.text()[-3000:]
-    facts = first.fact("remediate_facts")
-    assert facts["platform"] == "nutanix" and facts["nutanix_storage"]
-    for remediation in ("openshift-scc", "openshift-ownership", "openshift-routes", "pcai-routing"):
-        assert labelled(api, ns, remediation) == [], remediation
-    assert not first.ran("resolve") and "getent" not in first.text()
-    assert client.RbacAuthorizationV1Api(api).read_namespaced_role_binding("nemoevaluator-extra", ns)
-    assert run_role(extra, kubeconfig).changed == 0
+# ---------------------------------------------------------------- nutanix resolver placement (no cluster)
 
 
 def test_nutanix_resolver_runs_only_on_inventory_nodes():
     """playbooks/preflight.yml: the resolver entry point is only included in the play over the GPU inventory
-    hosts (the nodes' own resolver), never in the localhost/cluster play; site.yml imports that playbook."""
+    hosts (the nodes' own resolver), never in the localhost/cluster play; the remediate role's main does not
+    include it."""
     plays = yaml.safe_load((ROOT / "playbooks/preflight.yml").read_text())
     with_resolver = [
         p
@@ -443,6 +597,7 @@ def test_nutanix_resolver_runs_only_on_inventory_nodes():
     ]
     assert len(with_resolver) == 1
     assert with_resolver[0]["hosts"] == "{{ preflight_gpu_hosts | default('gpu_hosts') }}"
-    assert all(p["hosts"] == "localhost" for p in plays if p not in with_resolver)
+    others = [p for p in plays if p not in with_resolver]
+    assert others and all("gpu_hosts" not in p["hosts"] for p in others), "the cluster plays run on the cluster hosts"
     main = (ROOT / "roles/remediate/tasks/main.yml").read_text()
     assert "nutanix_resolver" not in main

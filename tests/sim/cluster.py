@@ -304,6 +304,72 @@ def wait_admission_policies(profile: str, timeout: float = 90) -> None:
             time.sleep(1)
 
 
+# What kwokctl's binary runtime starts; each writes <cluster>/pids/<name>.pid and runs <cluster>/bin/<name>.
+COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok-controller")
+
+
+def exited_components(profile: str) -> list[str]:
+    """Components whose process is gone (pid file missing, process dead, or the pid now another program)."""
+    home = STATE / "kwok" / "clusters" / cluster_name(profile)
+    gone = []
+    for name in COMPONENTS:
+        try:
+            pid = int((home / "pids" / f"{name}.pid").read_text())
+            argv0 = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode()
+        except (OSError, ValueError):
+            gone.append(name)
+            continue
+        if argv0 != str(home / "bin" / name):
+            gone.append(name)
+    return gone
+
+
+def control_plane_problems(profile: str, timeout: float = 60) -> list[str]:
+    """Empty when every component runs and kube-controller-manager does its job (the `default`
+    ServiceAccount exists: without it every Pod in a new namespace is refused)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        gone = exited_components(profile)
+        if gone:
+            return [f"{name} exited" for name in gone]
+        if kubectl(profile, "get", "serviceaccount", "default", "-n", "default", check=False).returncode == 0:
+            return []
+        if time.monotonic() > deadline:
+            return [f"kube-controller-manager runs but created no default ServiceAccount in {timeout:.0f}s"]
+        time.sleep(1)
+
+
+def log_tail(profile: str, problems: list[str], lines: int = 15) -> str:
+    logs = STATE / "kwok" / "clusters" / cluster_name(profile) / "logs"
+    out = []
+    for name in dict.fromkeys(p.split()[0] for p in problems):
+        path = logs / f"{name}.log"
+        text = path.read_text(errors="replace").splitlines()[-lines:] if path.exists() else ["(no log)"]
+        out.append(f"--- {path}\n" + "\n".join(text))
+    return "\n".join(out)
+
+
+def ensure_control_plane(profile: str) -> None:
+    """kube-controller-manager can give up at start-up on a loaded machine ("failed to wait for apiserver
+    being healthy") and exit; kwokctl does not restart it. Restart the cluster's components once; fail with
+    the component's log if the problem stays."""
+    problems = control_plane_problems(profile)
+    if not problems:
+        return
+    name = cluster_name(profile)
+    log(f"{name}: {'; '.join(problems)}; restarting its control plane\n{log_tail(profile, problems)}")
+    run([str(binary("kwokctl")), "stop", "cluster", "--name", name], check=False, env=kwok_env())
+    run([str(binary("kwokctl")), "start", "cluster", "--name", name], check=False, env=kwok_env())
+    wait_ready(profile)
+    problems = control_plane_problems(profile)
+    if problems:
+        raise SystemExit(
+            f"[cluster] {name}: {'; '.join(problems)}, also after a restart; `cluster.py down --profile {profile}` "
+            f"and `up` again, or look at the logs:\n{log_tail(profile, problems)}"
+        )
+    log(f"{name}: control plane restarted")
+
+
 def emulator_pidfile(profile: str) -> Path:
     return STATE / f"{cluster_name(profile)}.emulators.pid"
 
@@ -399,6 +465,7 @@ def up(profile: str) -> None:
         create(profile)
         apply_profile(profile)
         marker(profile).write_text(json.dumps({"profile": profile, "digest": digest}))
+    ensure_control_plane(profile)
     wait_admission_policies(profile)
     start_emulators(profile)
     wait_nodes(profile)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import importlib.util
+import os
+import shutil
+import subprocess
 import json
 import sys
 from pathlib import Path
@@ -144,3 +147,74 @@ def test_admission_probe_times_out_naming_the_policy(cluster, monkeypatch):
 def test_profiles_without_admission_policies_need_no_probe(cluster, monkeypatch):
     monkeypatch.setattr(cluster, "kubectl", lambda *a, **k: pytest.fail("no probe expected on vanilla"))
     cluster.wait_admission_policies("vanilla")
+
+
+def component_home(cluster, profile="vanilla"):
+    home = cluster.STATE / "kwok" / "clusters" / cluster.cluster_name(profile)
+    for sub in ("pids", "bin", "logs"):
+        (home / sub).mkdir(parents=True, exist_ok=True)
+    return home
+
+
+def test_exited_components_reads_kwokctl_pid_files(cluster):
+    home = component_home(cluster)
+    for name in cluster.COMPONENTS:
+        (home / "bin" / name).symlink_to(shutil.which("sleep"))
+    running = [subprocess.Popen([str(home / "bin" / name), "60"]) for name in ("etcd", "kwok-controller")]
+    try:
+        for name, proc in zip(("etcd", "kwok-controller"), running):
+            (home / "pids" / f"{name}.pid").write_text(str(proc.pid))
+        finished = subprocess.Popen([str(home / "bin" / "kube-apiserver"), "0"])
+        finished.wait()
+        (home / "pids" / "kube-apiserver.pid").write_text(str(finished.pid))
+        # a pid that now belongs to another program (this test) does not count as the component
+        (home / "pids" / "kube-controller-manager.pid").write_text(str(os.getpid()))
+        # kube-scheduler: no pid file at all
+        assert cluster.exited_components("vanilla") == ["kube-apiserver", "kube-controller-manager", "kube-scheduler"]
+    finally:
+        for proc in running:
+            proc.kill()
+            proc.wait()
+
+
+def test_control_plane_waits_for_the_default_service_account(cluster, monkeypatch):
+    answers = iter([1, 1, 0])
+    monkeypatch.setattr(cluster, "exited_components", lambda p: [])
+    monkeypatch.setattr(cluster, "kubectl", lambda *a, **k: SimpleNamespace(returncode=next(answers)))
+    monkeypatch.setattr(cluster.time, "sleep", lambda s: None)
+    assert cluster.control_plane_problems("vanilla") == []
+
+    clock = iter([0, 10, 100])
+    monkeypatch.setattr(cluster, "kubectl", lambda *a, **k: SimpleNamespace(returncode=1))
+    monkeypatch.setattr(cluster.time, "monotonic", lambda: next(clock))
+    assert cluster.control_plane_problems("vanilla", timeout=60) == [
+        "kube-controller-manager runs but created no default ServiceAccount in 60s"
+    ]
+
+
+def test_exited_controller_manager_is_restarted_once_then_reported(cluster, monkeypatch):
+    home = component_home(cluster, "nutanix")
+    (home / "logs" / "kube-controller-manager.log").write_text(
+        "E1123 08:34:01 failed to wait for apiserver being healthy: rbac/bootstrap-roles failed\n"
+    )
+    calls = []
+    monkeypatch.setattr(cluster, "run", lambda cmd, **k: calls.append(cmd[1]))
+    monkeypatch.setattr(cluster, "wait_ready", lambda p: calls.append("wait_ready"))
+    states = iter([["kube-controller-manager exited"], []])
+    monkeypatch.setattr(cluster, "control_plane_problems", lambda p: next(states))
+    cluster.ensure_control_plane("nutanix")
+    assert calls == ["stop", "start", "wait_ready"]
+
+    calls.clear()
+    states = iter([["kube-controller-manager exited"], ["kube-controller-manager exited"]])
+    with pytest.raises(SystemExit) as err:
+        cluster.ensure_control_plane("nutanix")
+    assert calls == ["stop", "start", "wait_ready"], "one restart, not a loop"
+    msg = str(err.value)
+    assert "dfw-nutanix: kube-controller-manager exited, also after a restart" in msg
+    assert "rbac/bootstrap-roles failed" in msg and "cluster.py down --profile nutanix" in msg
+
+    calls.clear()
+    monkeypatch.setattr(cluster, "control_plane_problems", lambda p: [])
+    cluster.ensure_control_plane("nutanix")
+    assert calls == [], "a healthy control plane is left alone"
