@@ -13,7 +13,7 @@ def rootfs():
 
 @pytest.fixture(scope="session")
 def host(rootfs):
-    return testinfra.get_host("chroot://" + rootfs)
+    return testinfra.get_host(rootfs, connection="chroot")
 
 
 @pytest.fixture(scope="session")
