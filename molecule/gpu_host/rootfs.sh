@@ -1,4 +1,4 @@
-#!/bin/bash
+#!/usr/bin/env bash
 # Debian 12 root filesystem for the gpu_host scenario (run as root).
 #   rootfs.sh build   CACHE          debootstrap + kernel -> CACHE/rootfs-bookworm-v1.tar.zst (once)
 #   rootfs.sh unpack  CACHE ROOT     fresh ROOT from the cached tarball, then mount
