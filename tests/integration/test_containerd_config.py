@@ -16,6 +16,7 @@ from ansible_collections.dataflywheel.blueprint.plugins.module_utils.containerd_
     ensure,
     nvidia_settings,
 )
+from tests.integration.flywheel_sim import run_module
 
 CONTAINERD = shutil.which("containerd")
 pytestmark = pytest.mark.skipif(CONTAINERD is None, reason="containerd is not installed: run make gpu-host-deps")
@@ -139,3 +140,51 @@ def test_fresh_default_config_gets_systemd_cgroup(etc):
     runtimes = cri(dump(config))["containerd"]["runtimes"]
     assert runtimes["runc"]["options"]["SystemdCgroup"] is True
     assert runtimes["nvidia"]["options"]["SystemdCgroup"] is True
+
+
+def module(args, check=False, diff=False):
+    env = {"ANSIBLE_DIFF_ALWAYS": "1"} if diff else None
+    return run_module("containerd_nvidia_runtime", args, check=check, env=env)
+
+
+def test_module_check_mode_diff_then_apply_then_no_change(etc):
+    config = write(etc, EXISTING)
+    before = config.read_text()
+    preview = module({"path": str(config)}, check=True, diff=True)
+    assert preview["changed"] is True, preview
+    assert config.read_text() == before, "check mode wrote the file"
+    assert "runtimes.nvidia" in preview["diff"]["after"]
+    assert preview["diff"]["before"] == before
+    # SystemdCgroup copied from runc (true in the cluster's file)
+    assert preview["systemd_cgroup"] is True
+
+    applied = module({"path": str(config)})
+    assert applied["changed"] is True, applied
+    merged = dump(config)
+    assert cri(merged)["containerd"]["runtimes"]["nvidia"]["options"]["SystemdCgroup"] is True
+    assert cri(merged)["containerd"]["default_runtime_name"] == "runc"
+    assert merged["plugins"]["io.containerd.gc.v1.scheduler"]["pause_threshold"] == 0.03
+
+    again = module({"path": str(config)})
+    assert again["changed"] is False, again
+    assert again["changed_keys"] == []
+
+
+def test_module_creates_the_file_from_config_default(etc):
+    config = etc / "new" / "config.toml"
+    result = module({"path": str(config)})
+    assert result["changed"] is True and result["created"] is True, result
+    runtimes = cri(dump(config))["containerd"]["runtimes"]
+    # containerd 1.6's default has SystemdCgroup = false on runc; the nvidia runtime follows it
+    assert runtimes["runc"]["options"]["SystemdCgroup"] is False
+    assert runtimes["nvidia"]["options"]["SystemdCgroup"] is False
+    assert module({"path": str(config)})["changed"] is False
+
+
+def test_module_refuses_a_version_1_config(etc):
+    config = etc / "config.toml"
+    config.write_text('[plugins.cri]\n  sandbox_image = "x"\n')
+    result = module({"path": str(config)})
+    assert result.get("failed") is True, result
+    assert "containerd config migrate" in result["msg"]
+    assert config.read_text() == '[plugins.cri]\n  sandbox_image = "x"\n'
