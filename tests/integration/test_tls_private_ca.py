@@ -28,8 +28,6 @@ from tests.integration.tls import make_ca_and_server
 from tests.sim.entity_store.simulator import start as start_entity_store
 from tests.sim.flywheel_api.simulator import start as start_flywheel_api
 
-pytestmark = pytest.mark.wip  # issue 8: not yet proven green end to end; run by make test-wip, not make test
-
 VERIFY_OPTIONS = {"validate_certs", "verify", "verify_ssl", "verify_certs", "ssl_verify"}
 INSECURE_OPTIONS = {"insecure", "insecure_skip_verify", "skip_tls_verify", "disable_ssl"}
 
