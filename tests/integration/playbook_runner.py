@@ -82,10 +82,12 @@ def play(
     verbosity: int = 0,
     timeout: float = 600,
     extra_args: list[str] | None = None,
+    kill_when=None,
 ) -> Run:
     """ansible-playbook in a new session. With kill_at, `sig` is sent `delay` seconds after task
     number kill_at started: SIGKILL / SIGINT to the whole process group, SIGKILL-main to the
-    ansible-playbook process alone."""
+    ansible-playbook process alone. With kill_when (a callable polled while the run goes on), the
+    signal is sent as soon as it returns true (a state seen in the cluster, for example)."""
     marker.unlink(missing_ok=True)
     cmd = [str(BIN / "ansible-playbook"), playbook, "-e", json.dumps(extra_vars)]
     if inventory:
@@ -110,6 +112,10 @@ def play(
             if time.monotonic() > deadline:
                 os.killpg(proc.pid, signal.SIGKILL)
                 raise AssertionError(f"{playbook} did not finish in {timeout}s")
+            if kill_when is not None and killed is None and kill_when():
+                if proc.poll() is None:
+                    os.killpg(proc.pid, getattr(signal, sig))
+                    killed = len(_tasks(marker))
             if kill_at is not None and killed is None and len(_tasks(marker)) >= kill_at:
                 time.sleep(delay)
                 if proc.poll() is None:

@@ -21,13 +21,12 @@ from kubernetes import client
 from tests.integration import cluster_state
 from tests.integration.flywheel_sim import control
 from tests.integration.playbook_runner import fill, play
+from tests.sim.embedding_nim.simulator import start as start_embedding
 from tests.sim.entity_store.simulator import start as start_entity_store
 from tests.sim.flywheel_api.simulator import start as start_flywheel_api
+from tests.sim.hf_hub.simulator import start as start_hub
 
-pytestmark = [
-    pytest.mark.cluster,
-    pytest.mark.wip,
-]  # issue 8: not yet proven green end to end; run by make test-wip, not make test
+pytestmark = pytest.mark.cluster
 ROOT = Path(__file__).resolve().parents[2]
 CATALOGUE = yaml.safe_load((Path(__file__).resolve().parent / "data" / "bad_inputs.yml").read_text())
 CLUSTER_KINDS = [
@@ -44,23 +43,33 @@ EVALUATOR = "nemoevaluator"
 
 @pytest.fixture(scope="module")
 def env(vanilla, vanilla_kubeconfig, tmp_path_factory):
-    """An existing NeMo namespace with an operator-style evaluator, and both simulators."""
+    """An existing NeMo namespace with an operator-style evaluator, and the service simulators (Data Flywheel
+    API, Entity Store, embedding NIM, Hugging Face Hub with a gated repository)."""
     ns = f"bad-{uuid.uuid4().hex[:6]}"
     core = client.CoreV1Api(vanilla)
     core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=ns)))
     core.create_namespaced_service_account(ns, client.V1ServiceAccount(metadata=client.V1ObjectMeta(name=EVALUATOR)))
-    store, api = start_entity_store(), start_flywheel_api(unit_seconds=0.05)
+    store, api, embedding, hub = (
+        start_entity_store(),
+        start_flywheel_api(unit_seconds=0.05),
+        start_embedding(),
+        start_hub(),
+    )
+    hub.state.tokens.update({"hf_sim_not_granted_fedcba987654": "other-user"})
+    hub.state.add_repo("meta-llama/Llama-3.2-1B-Instruct", gated="manual", granted={"granted-user"})
     tmp = tmp_path_factory.mktemp("bad-inputs")
     subst = {
         "ns": ns,
         "kubeconfig": vanilla_kubeconfig,
         "entity_store": store.url,
         "flywheel_api": api.url,
+        "embedding": embedding.url,
+        "hf_hub": hub.url,
         "tmp": str(tmp),
     }
     yield {"api": vanilla, "ns": ns, "store": store, "flywheel": api, "subst": subst, "tmp": tmp}
-    store.shutdown()
-    api.shutdown()
+    for server in (store, api, embedding, hub):
+        server.shutdown()
     core.delete_namespace(ns)
     core.delete_namespace(f"{ns}-fw", propagation_policy="Background") if _exists(core, f"{ns}-fw") else None
     for plural in ("mutatingadmissionpolicybindings", "mutatingadmissionpolicies"):
@@ -146,16 +155,8 @@ def world(env) -> dict:
     }
 
 
-def _params(pending: bool):
-    return [pytest.param(c, id=c["id"]) for c in CATALOGUE["cases"] if bool(c.get("pending")) == pending]
-
-
-def declared_variables() -> set[str]:
-    names = set()
-    for path in ROOT.glob("roles/*/meta/argument_specs.yml"):
-        for entry in (yaml.safe_load(path.read_text())["argument_specs"] or {}).values():
-            names |= set((entry or {}).get("options") or {})
-    return names
+def _params():
+    return [pytest.param(c, id=c["id"]) for c in CATALOGUE["cases"]]
 
 
 @pytest.fixture(scope="module")
@@ -163,7 +164,7 @@ def batches(env):
     """Every playbook's active cases in one run, the cluster snapshotted around it."""
     results, changes = {}, {}
     for play_name in CATALOGUE["playbooks"]:
-        cases = [c for c in CATALOGUE["cases"] if c["play"] == play_name and not c.get("pending")]
+        cases = [c for c in CATALOGUE["cases"] if c["play"] == play_name]
         before = world(env)
         batch = run_batch(env, play_name, cases, play_name)
         after = world(env)
@@ -174,13 +175,13 @@ def batches(env):
             "flywheel_posts": after["flywheel_posts"] - before["flywheel_posts"],
             "entity_store": after["entity_store"] != before["entity_store"],
         }
-    return {"hosts": results, "changes": changes}
+    return {"hosts": results, "changes": changes, "subst": env["subst"]}
 
 
 def test_catalogue_is_large_and_covers_every_stage():
-    active = [c for c in CATALOGUE["cases"] if not c.get("pending")]
-    assert len(active) >= 25, f"only {len(active)} active bad-input cases"
-    assert {c["play"] for c in active} == set(CATALOGUE["playbooks"])
+    cases = CATALOGUE["cases"]
+    assert len(cases) >= 25, f"only {len(cases)} bad-input cases"
+    assert {c["play"] for c in cases} == set(CATALOGUE["playbooks"])
     assert len({c["id"] for c in CATALOGUE["cases"]}) == len(CATALOGUE["cases"])
 
 
@@ -190,19 +191,11 @@ def test_bad_inputs_change_nothing(batches, play_name):
     assert change == {"changed": {}, "removed": [], "flywheel_posts": 0, "entity_store": False}, change
 
 
-@pytest.mark.parametrize("case", _params(pending=True))
-def test_pending_case_is_still_pending(case):
-    """A pending case names variables no role declares yet. When a role declares one, this fails:
-    remove `pending` so the case runs with the others."""
-    declared = set(case["vars"]) & declared_variables()
-    assert not declared, f"{case['id']}: {sorted(declared)} now exist in a role; enable the case ({case['pending']})"
-
-
-@pytest.mark.parametrize("case", _params(pending=False))
+@pytest.mark.parametrize("case", _params())
 def test_bad_input_fails_naming_the_variable_and_the_fix(batches, case):
     host = batches["hosts"][case["id"]]
     assert host["failed"], f"{case['id']}: the run succeeded; tasks run: {host['ran']}"
-    missing = [e for e in case["expect"] if e not in host["msg"]]
+    missing = [e for e in fill(case["expect"], batches["subst"]) if e not in host["msg"]]
     assert not missing, f"{case['id']}: the error does not say {missing}:\n{host['msg']}"
     assert "Traceback" not in host["msg"], host["msg"]
 

@@ -1,58 +1,79 @@
 """Secret hygiene of a full demo run: site.yml against inventories/local at -vvv.
 
-Recognisable random secret values (NGC API key, Hugging Face token, judge API key, the flywheel
-API bearer token) are given the way an operator gives them (a vars file as ansible-vault would
-decrypt it, and the environment variables AWX credentials inject); then the -vvv output, every
-non-Secret object of the cluster, every helm release's values and every file the run left on disk
-(the repo tree, ~/.ansible, /tmp, reports/, the local cluster's logs) are searched for them, raw
-and base64-encoded.
+Recognisable random secret values (NGC API key, NVIDIA API key, Hugging Face token, judge API key,
+embedding API key, the flywheel API bearer token) are given the way an operator gives them (a vars
+file as ansible-vault would decrypt it, and the environment variables AWX credentials inject), under
+the variables the roles declare (SECRET_VARS). In this run they really travel: flywheel_prereqs
+writes the NGC key and HF token into its credential Secrets, remediate's preflights send the HF
+token to the Hugging Face Hub SIMULATOR (a gated repository only that token may read) and the
+embedding key to the embedding NIM SIMULATOR (401 without it), flywheel_run sends the bearer token
+to the Data Flywheel API SIMULATOR. Then the -vvv output, every non-Secret object of the cluster,
+every helm release's values and every file the run left on disk (the repo tree, ~/.ansible, /tmp,
+reports/, the local cluster's logs) are searched for them, raw and base64-encoded.
 
-The variable names each secret is given under are in SECRET_VARS: the cluster roles that consume
-the NGC/HF/judge keys (issue 4) add theirs there, and the scan covers them from then on.
+The local inventory keeps the operator/NeMo/flywheel charts off (they live behind NGC); the same
+scan of cluster.yml with those roles on and the fixture charts is test_cluster_stack.py's.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import secrets as pysecrets
+import stat
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
+from kubernetes import client
 
 from tests.integration.flywheel_sim import control
 from tests.integration.playbook_runner import ROOT, play
 from tests.integration.secret_scan import scan_cluster, scan_text
+from tests.sim.embedding_nim.simulator import start as start_embedding
 from tests.sim.flywheel_api.simulator import start as start_flywheel_api
+from tests.sim.hf_hub.simulator import start as start_hub
+from tests.sim.sample_logs import write as write_logs
 from tests.sim.services import DEMO
 
-pytestmark = [
-    pytest.mark.cluster,
-    pytest.mark.slow,
-    pytest.mark.wip,
-]  # issue 8: not yet proven green end to end; run by make test-wip, not make test
+pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
 # secret -> (variables it is given under, environment variables it is given under)
 SECRET_VARS = {
-    "ngc_api_key": (["flywheel_prereqs_ngc_api_key", "ngc_api_key"], ["NGC_API_KEY"]),
-    "hf_token": (["flywheel_prereqs_hf_token", "hf_token"], ["HF_TOKEN"]),
-    "judge_api_key": (["flywheel_judge_api_key", "judge_api_key"], ["JUDGE_API_KEY"]),
+    "ngc_api_key": (["flywheel_ngc_api_key"], ["NGC_API_KEY"]),  # flywheel_prereqs_ngc_api_key defaults to it
+    "nvidia_api_key": (["flywheel_nvidia_api_key"], ["NVIDIA_API_KEY"]),
+    "hf_token": (["flywheel_hf_token", "remediate_hf_token"], ["HF_TOKEN"]),  # and flywheel_prereqs_hf_token
+    "judge_api_key": (["flywheel_llm_judge_api_key"], []),
+    "embedding_api_key": (["flywheel_emb_api_key", "remediate_embedding_api_key"], []),
     "flywheel_api_token": (["flywheel_run_api_token"], ["FLYWHEEL_API_TOKEN"]),
 }
-PREFIX = {"ngc_api_key": "nvapi-", "hf_token": "hf_", "judge_api_key": "judge-", "flywheel_api_token": "fwtok-"}
+PREFIX = {
+    "ngc_api_key": "nvapi-",
+    "nvidia_api_key": "nvapi-",
+    "hf_token": "hf_",
+    "judge_api_key": "judge-",
+    "embedding_api_key": "nvapi-emb-",
+    "flywheel_api_token": "fwtok-",
+}
+GATED = "meta-llama/Llama-3.2-1B-Instruct"
 SKIP_DIRS = {".git", ".venv", ".collections", ".cache", "node_modules", "__pycache__"}
 
 
 def walk_recent(root: Path, since: float, skip: set[Path]):
     """Files under root modified at or after `since` (whole tree for the repo), readable ones only."""
     for dirpath, dirnames, filenames in os.walk(root, onerror=lambda _e: None):
-        dirnames[:] = [d for d in dirnames if d not in SKIP_DIRS and Path(dirpath, d) not in skip]
+        # mount points below the roots are other filesystems (a chroot's /proc, whose kmsg blocks a read)
+        dirnames[:] = [
+            d
+            for d in dirnames
+            if d not in SKIP_DIRS and Path(dirpath, d) not in skip and not os.path.ismount(Path(dirpath, d))
+        ]
         for name in filenames:
             path = Path(dirpath, name)
             try:
-                if path.is_symlink() or not path.is_file() or path.stat().st_mtime < since:
+                if path.is_symlink() or not stat.S_ISREG(path.stat().st_mode) or path.stat().st_mtime < since:
                     continue
                 if path.stat().st_size > 50_000_000:
                     continue
@@ -77,9 +98,11 @@ def scan_paths(roots: list[tuple[Path, float]], secrets: dict[str, str], skip: s
 
 
 @pytest.fixture
-def demo_api():
-    server = start_flywheel_api(unit_seconds=0.05)
+def demo_api(search_engine):
+    """As make demo: the API simulator counting records in the real search engine the run loads."""
+    server = start_flywheel_api(unit_seconds=0.05, es_url=search_engine.url)
     control(server, "/_sim/config", {"workloads": DEMO["workloads"]})
+    server.es_url = search_engine.url
     yield server
     server.shutdown()
 
@@ -87,6 +110,27 @@ def demo_api():
 def test_demo_run_at_vvv_leaks_no_secret(vanilla, vanilla_kubeconfig, tool_env, demo_api, tmp_path):
     started = time.time() - 1
     secrets = {name: PREFIX[name] + pysecrets.token_hex(20) for name in SECRET_VARS}
+    hub, embedding = start_hub(), start_embedding(api_key=secrets["embedding_api_key"])
+    hub.state.tokens[secrets["hf_token"]] = "granted-user"
+    hub.state.add_repo(GATED, gated="manual", granted={"granted-user"})
+    creds_ns = f"hygiene-{pysecrets.token_hex(3)}"  # where an operator-style NeMo would pull with the NGC key
+    try:
+        _demo_run_and_scan(
+            vanilla, vanilla_kubeconfig, tool_env, demo_api, tmp_path, started, secrets, hub, embedding, creds_ns
+        )
+    finally:
+        hub.shutdown()
+        embedding.shutdown()
+        try:
+            client.CoreV1Api(vanilla).delete_namespace(creds_ns)
+        except client.ApiException as exc:
+            if exc.status != 404:
+                raise
+
+
+def _demo_run_and_scan(
+    vanilla, vanilla_kubeconfig, tool_env, demo_api, tmp_path, started, secrets, hub, embedding, creds_ns
+):
     vars_file = tmp_path / "vault-decrypted.yml"  # the operator's input, removed before the scan
     vars_file.write_text(
         json.dumps({var: secrets[name] for name, (names, _env) in SECRET_VARS.items() for var in names})
@@ -94,11 +138,22 @@ def test_demo_run_at_vvv_leaks_no_secret(vanilla, vanilla_kubeconfig, tool_env, 
     env = {
         "K8S_AUTH_KUBECONFIG": vanilla_kubeconfig,
         "FLYWHEEL_API_URL": demo_api.url,
+        "FLYWHEEL_ES_URL": demo_api.es_url,
+        "FLYWHEEL_DEMO_LOGS": str(
+            write_logs(tmp_path / "demo-logs.jsonl", 1000, workload_id="primary_assistant", client_id="aiva")
+        ),
         **{var: secrets[name] for name, (_names, envs) in SECRET_VARS.items() for var in envs},
     }
     result = play(
         "site.yml",
-        {"flywheel_run_wait_sleep": 1, "flywheel_run_progress_interval": 1},
+        {
+            "flywheel_run_wait_sleep": 1,
+            "flywheel_run_progress_interval": 1,
+            "remediate_hf_endpoint": hub.url,
+            "remediate_hf_models": [GATED],
+            "remediate_embedding_url": embedding.url + "/v1",
+            "flywheel_prereqs_credential_namespaces": [creds_ns],
+        },
         tmp_path / "demo.tasks",
         inventory="inventories/local",
         env=env,
@@ -110,6 +165,17 @@ def test_demo_run_at_vvv_leaks_no_secret(vanilla, vanilla_kubeconfig, tool_env, 
     assert "<127.0.0.1> EXEC" in result.output or "ESTABLISH LOCAL CONNECTION" in result.output, "not -vvv output"
     # the bearer token really went to the API (so the no_log path was exercised, not skipped)
     assert control(demo_api, "/_sim/stats").get("with Authorization header", 0) > 0
+    # the HF token read the gated repository (only it may) and the embedding key passed the simulator's check
+    assert "1 of 1 repositories readable" in result.output, result.output[-3000:]
+    assert embedding.stats.get("POST /v1/embeddings", 0) == 1
+    # the NGC key and HF token are in the credential Secrets flywheel_prereqs wrote (and nowhere else)
+    stored = [
+        base64.b64decode(v).decode()
+        for sec in client.CoreV1Api(vanilla).list_namespaced_secret(creds_ns).items
+        for v in (sec.data or {}).values()
+    ]
+    assert any(secrets["ngc_api_key"] in v for v in stored), "flywheel_prereqs wrote no NGC credential Secret"
+    assert any(secrets["hf_token"] in v for v in stored), "flywheel_prereqs wrote no Hugging Face Secret"
 
     leaks = scan_text(result.output, secrets, "ansible-playbook -vvv output")
     leaks += scan_cluster(vanilla, secrets)
@@ -139,7 +205,9 @@ def test_demo_run_at_vvv_leaks_no_secret(vanilla, vanilla_kubeconfig, tool_env, 
             (clusters_dir, started),  # kube-apiserver, etcd and kwok logs of the local cluster
         ],
         secrets,
-        skip=set(),
+        # etcd's data is where the API server keeps Secret objects themselves (the local cluster has no
+        # encryption at rest); what is NOT a Secret was scanned through the API above
+        skip=set(clusters_dir.glob("kwok/clusters/*/etcd")),
     )
     leaks += file_leaks
     assert (ROOT / "reports" / "local-cluster" / "report.json").exists(), "the demo wrote no report"
