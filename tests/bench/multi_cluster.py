@@ -74,7 +74,13 @@ def fixture_charts(workdir: Path, env: dict) -> dict:
         "nemo_platform_volcano_chart_ref": f"{out}/volcano-1.9.0.tgz",
         "nemo_platform_chart_ref": f"{out}/nemo-microservices-helm-chart-25.8.0.tgz",
         "flywheel_chart_ref": f"{out}/nvidia-blueprint-data-flywheel-0.3.1.tgz",
-        "flywheel_data_split": {"eval_size": 20, "val_ratio": 0.1, "min_total_records": 50, "random_seed": 7, "limit": 1000},
+        "flywheel_data_split": {
+            "eval_size": 20,
+            "val_ratio": 0.1,
+            "min_total_records": 50,
+            "random_seed": 7,
+            "limit": 1000,
+        },
     }
 
 
