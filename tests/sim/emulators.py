@@ -22,8 +22,9 @@ import signal
 import sys
 import threading
 import time
+from pathlib import Path
 
-from kubernetes import client, config, watch
+from kubernetes import client, config, utils, watch
 from kubernetes.client.rest import ApiException
 
 LOG = logging.getLogger("emulators")
@@ -266,6 +267,23 @@ def operator_status(api: client.ApiClient) -> None:
 
 
 # ---------------------------------------------------------------- olm-subscription
+# The CRDs each package's bundle owns; OLM installs them with the CSV (here: the fixture CRDs).
+OLM_OWNED_CRDS = {
+    "gpu-operator-certified": ["nvidia.com_clusterpolicies.yaml"],
+    "nim-operator-certified": ["apps.nvidia.com.yaml"],
+}
+FIXTURE_CRDS = Path(__file__).resolve().parents[1] / "fixtures" / "crds"
+
+
+def install_owned_crds(api: client.ApiClient, package: str) -> None:
+    for name in OLM_OWNED_CRDS.get(package, []):
+        try:
+            utils.create_from_yaml(api, str(FIXTURE_CRDS / name))
+        except utils.FailToCreateError as err:
+            if not all(e.status == 409 for e in err.api_exceptions):
+                raise
+
+
 def olm_subscription(api: client.ApiClient) -> None:
     custom = client.CustomObjectsApi(api)
     group, version = "operators.coreos.com", "v1alpha1"
@@ -274,6 +292,7 @@ def olm_subscription(api: client.ApiClient) -> None:
             if (sub.get("status") or {}).get("installedCSV") or sub["metadata"].get("deletionTimestamp"):
                 continue
             ns, package = sub["metadata"]["namespace"], sub["spec"]["name"]
+            install_owned_crds(api, package)
             csv = f"{package}.v0.0.0-emulated"
             body = {
                 "apiVersion": f"{group}/{version}",
