@@ -21,6 +21,7 @@ from kubernetes import client
 from tests.integration import cluster_state
 from tests.integration.flywheel_sim import control
 from tests.integration.playbook_runner import fill, play
+from tests.integration.remediate_run import drop_namespace
 from tests.sim.embedding_nim.simulator import start as start_embedding
 from tests.sim.entity_store.simulator import start as start_entity_store
 from tests.sim.flywheel_api.simulator import start as start_flywheel_api
@@ -71,15 +72,7 @@ def env(vanilla, vanilla_kubeconfig, tmp_path_factory):
     for server in (store, api, embedding, hub):
         server.shutdown()
     core.delete_namespace(ns)
-    core.delete_namespace(f"{ns}-fw", propagation_policy="Background") if _exists(core, f"{ns}-fw") else None
-    for plural in ("mutatingadmissionpolicybindings", "mutatingadmissionpolicies"):
-        try:
-            client.CustomObjectsApi(vanilla).delete_cluster_custom_object(
-                "admissionregistration.k8s.io", "v1beta1", plural, f"dfw-scratch-{ns}"
-            )
-        except client.ApiException as exc:
-            if exc.status != 404:
-                raise
+    drop_namespace(vanilla, f"{ns}-fw", propagation_policy="Background")
 
 
 def _exists(core, name) -> bool:

@@ -27,6 +27,7 @@ from kubernetes import client
 from tests.integration import cluster_state
 from tests.integration.flywheel_sim import control
 from tests.integration.playbook_runner import play
+from tests.integration.remediate_run import drop_namespace
 from tests.sim import cluster as simcluster
 from tests.sim.entity_store.simulator import start as start_entity_store
 from tests.sim.flywheel_api.simulator import start as start_flywheel_api
@@ -111,15 +112,7 @@ def nemo_ns(vanilla, vanilla_kubeconfig):
     core = client.CoreV1Api(vanilla)
     core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=ns)))
     yield ns
-    core.delete_namespace(ns)
-    for plural in ("mutatingadmissionpolicybindings", "mutatingadmissionpolicies"):
-        try:
-            client.CustomObjectsApi(vanilla).delete_cluster_custom_object(
-                "admissionregistration.k8s.io", "v1beta1", plural, f"dfw-scratch-{ns}"
-            )
-        except client.ApiException as exc:
-            if exc.status != 404:
-                raise
+    drop_namespace(vanilla, ns)
 
 
 def remediate(kubeconfig, ns, store, tmp_path, label, **kill):
@@ -223,11 +216,7 @@ def reference(vanilla, vanilla_kubeconfig, tmp_path_factory):
     assert result.returncode == 0, result.output[-3000:]
     state = owned(vanilla, ns)
     store.shutdown()
-    client.CoreV1Api(vanilla).delete_namespace(ns)
-    for plural in ("mutatingadmissionpolicybindings", "mutatingadmissionpolicies"):
-        client.CustomObjectsApi(vanilla).delete_cluster_custom_object(
-            "admissionregistration.k8s.io", "v1beta1", plural, f"dfw-scratch-{ns}"
-        )
+    drop_namespace(vanilla, ns)
     return state, result.tasks
 
 
@@ -382,12 +371,4 @@ def test_api_server_down_mid_run_stops_with_a_diagnosis_and_the_rerun_converges(
         assert len(store.state.models) == len(MODELS)
     finally:
         store.shutdown()
-        client.CoreV1Api(vanilla).delete_namespace(ns)
-        for plural in ("mutatingadmissionpolicybindings", "mutatingadmissionpolicies"):
-            try:
-                client.CustomObjectsApi(vanilla).delete_cluster_custom_object(
-                    "admissionregistration.k8s.io", "v1beta1", plural, f"dfw-scratch-{ns}"
-                )
-            except client.ApiException as exc:
-                if exc.status != 404:
-                    raise
+        drop_namespace(vanilla, ns)

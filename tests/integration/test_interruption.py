@@ -27,6 +27,7 @@ from kubernetes import client, config
 from tests.integration import cluster_state
 from tests.integration.conftest import kubeconfig_for
 from tests.integration.playbook_runner import ROOT, fill, play
+from tests.integration.remediate_run import drop_namespace
 from tests.sim.entity_store.simulator import start as start_entity_store
 
 pytestmark = [
@@ -91,16 +92,7 @@ class Attempt:
 
     def cleanup(self) -> None:
         self.store.shutdown()
-        client.CoreV1Api(self.api).delete_namespace(self.ns)
-        custom = client.CustomObjectsApi(self.api)
-        for plural in ("mutatingadmissionpolicybindings", "mutatingadmissionpolicies"):
-            try:
-                custom.delete_cluster_custom_object(
-                    "admissionregistration.k8s.io", "v1beta1", plural, f"dfw-scratch-{self.ns}"
-                )
-            except client.ApiException as exc:
-                if exc.status != 404:
-                    raise
+        drop_namespace(self.api, self.ns)
 
 
 def kill_plan(scenario: dict, tasks: list[str]) -> list[tuple[int, str, float]]:

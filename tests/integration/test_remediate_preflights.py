@@ -13,11 +13,13 @@ GATED = "meta-llama/Llama-3.2-1B-Instruct"
 PUBLIC = "nvidia/public-tokenizer"
 GOOD_TOKEN = "hf_sim_granted_0123456789abcdef"
 UNGRANTED_TOKEN = "hf_sim_not_granted_fedcba987654"
+# a test value the embedding NIM SIMULATOR requires; the tests prove it never appears in the output
+EMBEDDING_KEY = "nvapi-sim-embedding-secret-42"
 
 
 @pytest.fixture
 def embedding():
-    server = start_embedding(api_key="nvapi-sim-embedding-secret-42")
+    server = start_embedding(api_key=EMBEDDING_KEY)
     yield server
     server.shutdown()
 
@@ -36,7 +38,7 @@ def emb_vars(server, model):
     return {
         "remediate_embedding_url": server.url + "/v1",
         "remediate_embedding_model": model,
-        "remediate_embedding_api_key": "nvapi-sim-embedding-secret-42",
+        "remediate_embedding_api_key": EMBEDDING_KEY,
     }
 
 
@@ -48,7 +50,7 @@ def test_simulator_embedding_dimension_matching_model_passes_with_one_call(embed
     assert run.changed == 0
     assert "returns 2048-dimensional vectors; the index expects 2048" in run.text()
     assert embedding.stats["POST /v1/embeddings"] == 1
-    assert "nvapi-sim-embedding-secret-42" not in run.text()
+    assert EMBEDDING_KEY not in run.text()
 
 
 def test_simulator_embedding_dimension_mismatch_fails_early_naming_the_variable(embedding, tmp_path):
@@ -59,7 +61,7 @@ def test_simulator_embedding_dimension_mismatch_fails_early_naming_the_variable(
     assert "expects 2048" in msg and "Bulk Indexing Error" in msg
     assert "set remediate_embedding_dimension to 1024" in msg
     assert embedding.stats["POST /v1/embeddings"] == 1
-    assert "nvapi-sim-embedding-secret-42" not in run.text()
+    assert EMBEDDING_KEY not in run.text()
 
 
 def test_simulator_embedding_endpoint_errors_name_url_and_model(embedding, tmp_path):

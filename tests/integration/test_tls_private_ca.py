@@ -24,6 +24,7 @@ from kubernetes import client
 
 from tests.integration.flywheel_sim import run_module
 from tests.integration.playbook_runner import ROOT, play
+from tests.integration.remediate_run import drop_namespace
 from tests.integration.tls import make_ca_and_server
 from tests.sim.entity_store.simulator import start as start_entity_store
 from tests.sim.flywheel_api.simulator import start as start_flywheel_api
@@ -106,15 +107,7 @@ def test_remediate_role_registers_over_https_only_with_the_ca(vanilla, vanilla_k
         assert with_ca.returncode == 0, with_ca.output[-3000:]
         assert ("meta", "llama-3.2-1b-instruct") in https_store.state.models
     finally:
-        core.delete_namespace(ns)
-        for plural in ("mutatingadmissionpolicybindings", "mutatingadmissionpolicies"):
-            try:
-                client.CustomObjectsApi(vanilla).delete_cluster_custom_object(
-                    "admissionregistration.k8s.io", "v1beta1", plural, f"dfw-scratch-{ns}"
-                )
-            except client.ApiException as exc:
-                if exc.status != 404:
-                    raise
+        drop_namespace(vanilla, ns)
 
 
 def test_flywheel_run_role_over_https_only_with_the_ca(https_api, pki, tmp_path):
