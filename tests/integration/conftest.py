@@ -74,6 +74,19 @@ def tool_env() -> dict:
 
 
 @pytest.fixture(scope="session")
+def fixture_charts(tool_env, tmp_path_factory) -> str:
+    """The FIXTURE charts packaged once with real helm (+ index.yaml); the directory's path."""
+    out = tmp_path_factory.mktemp("fixture-charts")
+    subprocess.run(
+        [sys.executable, str(ROOT / "tests" / "fixtures" / "package_charts.py"), str(out)],
+        env=tool_env,
+        check=True,
+        capture_output=True,
+    )
+    return str(out)
+
+
+@pytest.fixture(scope="session")
 def openshift() -> client.ApiClient:
     return api_client("openshift")
 

@@ -80,19 +80,6 @@ def sim():
     server.shutdown()
 
 
-@pytest.fixture(scope="module")
-def fixture_charts(tool_env, tmp_path_factory) -> str:
-    """The FIXTURE charts packaged with real helm, as `make demo` gives them to the local inventory."""
-    out = tmp_path_factory.mktemp("charts")
-    subprocess.run(
-        [sys.executable, str(ROOT / "tests" / "fixtures" / "package_charts.py"), str(out)],
-        env=tool_env,
-        check=True,
-        capture_output=True,
-    )
-    return str(out)
-
-
 def helm_releases(tool_env: dict, kubeconfig: str) -> dict[str, str]:
     listed = subprocess.run(
         ["helm", "list", "-A", "-o", "json", "--kubeconfig", kubeconfig],

@@ -78,15 +78,9 @@ def changed_tasks(report: dict) -> list[tuple[str, dict]]:
 
 
 @pytest.fixture(scope="module")
-def stack(vanilla_kubeconfig, tool_env, tmp_path_factory):
+def stack(vanilla_kubeconfig, tool_env, fixture_charts, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("cluster-stack")
-    charts = subprocess.run(
-        [sys.executable, str(ROOT / "tests" / "fixtures" / "package_charts.py"), str(tmp / "charts")],
-        env=tool_env,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
+    charts = fixture_charts
     secrets = {
         "ngc": "nvapi-" + pysecrets.token_hex(20),
         "nvidia": "nvapi-" + pysecrets.token_hex(20),
@@ -188,7 +182,7 @@ def test_cluster_no_secret_value_in_output_objects_or_files(stack, vanilla):
 
 @pytest.fixture
 def chart_repo(stack):
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(stack.tmp / "charts"))
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=stack.env["DFW_FIXTURE_CHARTS"])
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
