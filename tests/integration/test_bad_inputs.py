@@ -71,8 +71,9 @@ def env(vanilla, vanilla_kubeconfig, tmp_path_factory):
     yield {"api": vanilla, "ns": ns, "store": store, "flywheel": api, "subst": subst, "tmp": tmp}
     for server in (store, api, embedding, hub):
         server.shutdown()
-    core.delete_namespace(ns)
-    drop_namespace(vanilla, f"{ns}-fw", propagation_policy="Background")
+    drop_namespace(vanilla, ns)
+    if _exists(core, f"{ns}-fw"):
+        core.delete_namespace(f"{ns}-fw", propagation_policy="Background")
 
 
 def _exists(core, name) -> bool:
