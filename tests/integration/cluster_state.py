@@ -5,8 +5,9 @@
   no-op update: the API server bumps resourceVersion on every accepted write). The bad-input
   tests assert a failed run leaves it unchanged.
 - `owned_state()`: the objects we own with volatile metadata removed (uid, resourceVersion,
-  timestamps, managedFields, generated names, controller uids), and the run's namespace names
-  replaced by placeholders, so a run into namespace A can be compared with one into namespace B.
+  timestamps, managedFields, generated names, controller uids, a Pod's node and token volume
+  name), and the run's namespace names replaced by placeholders, so a run into namespace A can
+  be compared with one into namespace B.
   The interruption tests compare an interrupted-then-rerun run with an uninterrupted one.
 """
 
@@ -31,6 +32,8 @@ VOLATILE_META = (
     "selfLink",
 )
 UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+# the projected ServiceAccount token volume the API server adds to every Pod, named at random
+SA_TOKEN_VOLUME_RE = re.compile(r"kube-api-access-[a-z0-9]{5}")
 TIME_RE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)?")
 
 
@@ -109,6 +112,9 @@ def _scrub(obj: dict) -> dict:
         for key in list(meta.get(section) or {}):
             if "controller-uid" in key or key == "kubectl.kubernetes.io/last-applied-configuration":
                 meta[section].pop(key)
+    if obj.get("kind") == "Pod":
+        # where the scheduler placed a Job's Pod is its decision, not the run's
+        obj.get("spec", {}).pop("nodeName", None)
     status = obj.pop("status", None)
     if isinstance(status, dict) and status.get("conditions"):
         # keep what a run is judged by (Complete/Available...), not when it happened
@@ -139,6 +145,7 @@ def owned_state(api, namespaces: dict[str, str], cluster_kinds=(), cluster_name_
     for real, placeholder in sorted(namespaces.items(), key=lambda kv: -len(kv[0])):
         text = re.sub(rf"(?<![a-z0-9]){re.escape(real)}(?![a-z0-9])", placeholder, text)
     text = UUID_RE.sub("<uid>", TIME_RE.sub("<time>", text))
+    text = SA_TOKEN_VOLUME_RE.sub("kube-api-access-*", text)
     return dict(sorted(json.loads(text).items()))
 
 
@@ -151,6 +158,23 @@ def diff(expected: dict, actual: dict) -> str:
         elif key not in expected:
             lines.append(f"extra:   {key}")
         elif expected[key] != actual[key]:
-            lines.append(f"differs: {key}\n  expected {json.dumps(expected[key], sort_keys=True)[:600]}")
-            lines.append(f"  actual   {json.dumps(actual[key], sort_keys=True)[:600]}")
+            lines.append(f"differs: {key}")
+            for path, want, got in _leaf_differences(expected[key], actual[key]):
+                lines.append(f"  {path}: expected {json.dumps(want, sort_keys=True)[:300]}")
+                lines.append(f"  {' ' * len(path)}  actual   {json.dumps(got, sort_keys=True)[:300]}")
     return "\n".join(lines)
+
+
+_ABSENT = "<absent>"
+
+
+def _leaf_differences(want, got, path: str = ""):
+    """(path, expected, actual) for each place two JSON-like values differ, deepest first found."""
+    if isinstance(want, dict) and isinstance(got, dict):
+        for k in sorted(set(want) | set(got)):
+            yield from _leaf_differences(want.get(k, _ABSENT), got.get(k, _ABSENT), f"{path}.{k}")
+    elif isinstance(want, list) and isinstance(got, list) and len(want) == len(got):
+        for i, (w, g) in enumerate(zip(want, got)):
+            yield from _leaf_differences(w, g, f"{path}[{i}]")
+    elif want != got:
+        yield path or ".", want, got

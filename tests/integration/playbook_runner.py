@@ -1,8 +1,9 @@
-"""Run ansible-playbook the way the reliability tests need: in its own process group, with the
+"""Run ansible-playbook the way the reliability tests need: in its own session, with the
 task-marker callback, optionally killed when a chosen task has started."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -85,9 +86,9 @@ def play(
     kill_when=None,
 ) -> Run:
     """ansible-playbook in a new session. With kill_at, `sig` is sent `delay` seconds after task
-    number kill_at started: SIGKILL / SIGINT to the whole process group, SIGKILL-main to the
-    ansible-playbook process alone. With kill_when (a callable polled while the run goes on), the
-    signal is sent as soon as it returns true (a state seen in the cluster, for example)."""
+    number kill_at started (see _send for what each signal reaches). With kill_when (a callable
+    polled while the run goes on), the signal is sent as soon as it returns true (a state seen in
+    the cluster, for example). A killed run returns once every process it had has ended."""
     marker.unlink(missing_ok=True)
     cmd = [str(BIN / "ansible-playbook"), playbook, "-e", json.dumps(extra_vars)]
     if inventory:
@@ -110,35 +111,88 @@ def play(
         deadline = time.monotonic() + timeout
         while proc.poll() is None:
             if time.monotonic() > deadline:
-                os.killpg(proc.pid, signal.SIGKILL)
+                _send(proc.pid, "SIGKILL")
                 raise AssertionError(f"{playbook} did not finish in {timeout}s")
             if kill_when is not None and killed is None and kill_when():
                 if proc.poll() is None:
-                    os.killpg(proc.pid, getattr(signal, sig))
+                    left = _send(proc.pid, sig)
                     killed = len(_tasks(marker))
             if kill_at is not None and killed is None and len(_tasks(marker)) >= kill_at:
                 time.sleep(delay)
                 if proc.poll() is None:
-                    if sig == "SIGKILL-main":
-                        os.kill(proc.pid, signal.SIGKILL)
-                    else:
-                        os.killpg(proc.pid, getattr(signal, sig))
+                    left = _send(proc.pid, sig)
                     killed = kill_at
             time.sleep(0.02)
         proc.wait()
-    if sig == "SIGKILL-main" and killed is not None:
-        _wait_orphans(proc.pid)
+    if killed is not None:
+        _wait_gone(left)
     return Run(proc.returncode, out_path.read_text(), err_path.read_text(), _tasks(marker), killed)
 
 
-def _wait_orphans(pgid: int, timeout: float = 60) -> None:
-    """After killing only the main process, its forks finish their task on their own; wait for
-    them (bounded) so the rerun is not racing leftovers of a process the test started."""
+def _tree(root: int) -> set[int]:
+    """root and every process below it (ansible's workers call setsid(): they leave the process
+    group, not the tree)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            # the field after the ")" that ends the command name: state, then ppid
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = set(), [root]
+    while todo:
+        pid = todo.pop()
+        if pid not in found:
+            found.add(pid)
+            todo.extend(children.get(pid, []))
+    return found
+
+
+def _send(pid: int, sig: str) -> set[int]:
+    """Deliver `sig` the way it arrives in the field; returns the processes that must end before
+    the test goes on.
+    SIGKILL: the whole process tree (a CI job, container or pod killed: its cgroup goes at once);
+    frozen first with SIGSTOP so nothing forks in between.
+    SIGINT: the process group (Ctrl-C in a terminal; ansible stops its workers itself).
+    SIGKILL-main: ansible-playbook alone (the OOM killer); its workers finish their task orphaned."""
+    tree = _tree(pid)
+    if sig == "SIGKILL":
+        stopped: set[int] = set()
+        while new := _tree(pid) - stopped:
+            for p in new:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(p, signal.SIGSTOP)
+            stopped |= new
+        for p in stopped:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(p, signal.SIGKILL)
+        return stopped
+    if sig == "SIGKILL-main":
+        os.kill(pid, signal.SIGKILL)
+    else:
+        os.killpg(pid, getattr(signal, sig))
+    return tree
+
+
+def _wait_gone(pids: set[int], timeout: float = 60) -> None:
+    """Wait (bounded) until the processes of a killed run have ended, so that the rerun does not
+    race leftovers of a process the test started; what is left after `timeout` is killed."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        try:
-            os.killpg(pgid, 0)
-        except ProcessLookupError:
+        pids = {p for p in pids if Path(f"/proc/{p}").exists() and not _zombie(p)}
+        if not pids:
             return
         time.sleep(0.1)
-    os.killpg(pgid, signal.SIGKILL)
+    for p in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(p, signal.SIGKILL)
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return (Path(f"/proc/{pid}") / "stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return False

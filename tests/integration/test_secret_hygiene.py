@@ -11,8 +11,12 @@ to the Data Flywheel API SIMULATOR. Then the -vvv output, every non-Secret objec
 every helm release's values and every file the run left on disk (the repo tree, ~/.ansible, /tmp,
 reports/, the local cluster's logs) are searched for them, raw and base64-encoded.
 
-The local inventory keeps the operator/NeMo/flywheel charts off (they live behind NGC); the same
-scan of cluster.yml with those roles on and the fixture charts is test_cluster_stack.py's.
+As `make demo` does, the run installs the whole cluster stack from the FIXTURE charts (stand-ins for
+NVIDIA's NGC charts: GPU and NIM operators, NeMo microservices, the flywheel chart), so the keys also
+pass through helm. The upstream flywheel chart takes them only as plain values (secrets.*) and
+renders its Secrets from them: helm keeps release values in its release record, which must be a
+Secret (the default storage driver; a ConfigMap driver would expose them), and outside the chart's
+secrets.* keys no release value may hold one. The stack is uninstalled afterwards.
 """
 
 from __future__ import annotations
@@ -58,6 +62,16 @@ PREFIX = {
     "flywheel_api_token": "fwtok-",
 }
 GATED = "meta-llama/Llama-3.2-1B-Instruct"
+# where the flywheel role hands the keys to the upstream chart (its only way to take them)
+CHART_SECRET_VALUES = {
+    "secrets": {
+        "ngcApiKey": "ngc_api_key",
+        "nvidiaApiKey": "nvidia_api_key",
+        "hfToken": "hf_token",
+        "llmJudgeApiKey": "judge_api_key",
+        "embApiKey": "embedding_api_key",
+    }
+}
 SKIP_DIRS = {".git", ".venv", ".collections", ".cache", "node_modules", "__pycache__"}
 
 
@@ -107,20 +121,33 @@ def demo_api(search_engine):
     server.shutdown()
 
 
-def test_demo_run_at_vvv_leaks_no_secret(vanilla, vanilla_kubeconfig, tool_env, demo_api, tmp_path):
+def test_demo_run_at_vvv_leaks_no_secret(vanilla, vanilla_kubeconfig, tool_env, fixture_charts, demo_api, tmp_path):
     started = time.time() - 1
     secrets = {name: PREFIX[name] + pysecrets.token_hex(20) for name in SECRET_VARS}
     hub, embedding = start_hub(), start_embedding(api_key=secrets["embedding_api_key"])
     hub.state.tokens[secrets["hf_token"]] = "granted-user"
     hub.state.add_repo(GATED, gated="manual", granted={"granted-user"})
     creds_ns = f"hygiene-{pysecrets.token_hex(3)}"  # where an operator-style NeMo would pull with the NGC key
+    env = {
+        "K8S_AUTH_KUBECONFIG": vanilla_kubeconfig,
+        "KUBECONFIG": vanilla_kubeconfig,
+        "PATH": tool_env["PATH"],
+        "HELM_PLUGINS": tool_env.get("HELM_PLUGINS", ""),
+        "FLYWHEEL_FIXTURE_CHARTS": fixture_charts,
+        "FLYWHEEL_API_URL": demo_api.url,
+        "FLYWHEEL_ES_URL": demo_api.es_url,
+        "FLYWHEEL_DEMO_LOGS": str(
+            write_logs(tmp_path / "demo-logs.jsonl", 1000, workload_id="primary_assistant", client_id="aiva")
+        ),
+    }
     try:
-        _demo_run_and_scan(
-            vanilla, vanilla_kubeconfig, tool_env, demo_api, tmp_path, started, secrets, hub, embedding, creds_ns
-        )
+        _demo_run_and_scan(vanilla, env, tool_env, demo_api, tmp_path, started, secrets, hub, embedding, creds_ns)
     finally:
         hub.shutdown()
         embedding.shutdown()
+        # leave the shared cluster as found: later tests expect no releases
+        gone = play("playbooks/uninstall.yml", {}, tmp_path / "uninstall.tasks", inventory="inventories/local", env=env)
+        assert gone.returncode == 0, gone.output[-4000:]
         try:
             client.CoreV1Api(vanilla).delete_namespace(creds_ns)
         except client.ApiException as exc:
@@ -128,22 +155,12 @@ def test_demo_run_at_vvv_leaks_no_secret(vanilla, vanilla_kubeconfig, tool_env, 
                 raise
 
 
-def _demo_run_and_scan(
-    vanilla, vanilla_kubeconfig, tool_env, demo_api, tmp_path, started, secrets, hub, embedding, creds_ns
-):
+def _demo_run_and_scan(vanilla, env, tool_env, demo_api, tmp_path, started, secrets, hub, embedding, creds_ns):
     vars_file = tmp_path / "vault-decrypted.yml"  # the operator's input, removed before the scan
     vars_file.write_text(
         json.dumps({var: secrets[name] for name, (names, _env) in SECRET_VARS.items() for var in names})
     )
-    env = {
-        "K8S_AUTH_KUBECONFIG": vanilla_kubeconfig,
-        "FLYWHEEL_API_URL": demo_api.url,
-        "FLYWHEEL_ES_URL": demo_api.es_url,
-        "FLYWHEEL_DEMO_LOGS": str(
-            write_logs(tmp_path / "demo-logs.jsonl", 1000, workload_id="primary_assistant", client_id="aiva")
-        ),
-        **{var: secrets[name] for name, (_names, envs) in SECRET_VARS.items() for var in envs},
-    }
+    env = {**env, **{var: secrets[name] for name, (_names, envs) in SECRET_VARS.items() for var in envs}}
     result = play(
         "site.yml",
         {
@@ -186,15 +203,26 @@ def _demo_run_and_scan(
         ).stdout
         or "[]"
     )
+    assert "data-flywheel" in {r["name"] for r in releases}, f"the demo installed no flywheel chart: {releases}"
+    core = client.CoreV1Api(vanilla)
+    helm_configmaps = core.list_config_map_for_all_namespaces(label_selector="owner=helm").items
+    assert not helm_configmaps, "helm keeps release records (with their values) in ConfigMaps"
     for rel in releases:
-        values = subprocess.run(
-            ["helm", "get", "values", "-a", "-o", "json", "-n", rel["namespace"], rel["name"]],
-            capture_output=True,
-            text=True,
-            env=tool_env,
-            check=True,
-        ).stdout
-        leaks += scan_text(values, secrets, f"helm values of {rel['namespace']}/{rel['name']}")
+        records = core.list_namespaced_secret(rel["namespace"], label_selector=f"owner=helm,name={rel['name']}").items
+        assert records and all(r.type == "helm.sh/release.v1" for r in records), f"{rel['name']}: no release Secret"
+        values = json.loads(
+            subprocess.run(
+                ["helm", "get", "values", "-a", "-o", "json", "-n", rel["namespace"], rel["name"]],
+                capture_output=True,
+                text=True,
+                env=tool_env,
+                check=True,
+            ).stdout
+        )
+        if rel["name"] == "data-flywheel":
+            for key, name in CHART_SECRET_VALUES["secrets"].items():
+                assert values["secrets"].pop(key) == secrets[name], f"the chart did not get {name} as secrets.{key}"
+        leaks += scan_text(json.dumps(values), secrets, f"helm values of {rel['namespace']}/{rel['name']}")
 
     clusters_dir = Path(os.environ.get("DFW_CLUSTERS_DIR") or Path.home() / ".cache/dataflywheel-blueprint/clusters")
     file_leaks, scanned = scan_paths(
