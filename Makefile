@@ -131,7 +131,7 @@ gpu-host-deps: ## Debian packages the GPU host tests use: debootstrap, container
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends debootstrap containerd zstd; }
 
 .PHONY: test
-test: venv binaries lint sanity unit integration molecule ## everything CI runs
+test: venv binaries lint sanity unit integration molecule molecule-gpu-host ## everything CI runs
 	@echo "make test: all passed"
 
 .PHONY: bench
