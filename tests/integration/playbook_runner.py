@@ -107,7 +107,7 @@ def play(
             cwd=ROOT,
             start_new_session=True,
         )
-        killed = None
+        killed, left = None, set()
         deadline = time.monotonic() + timeout
         while proc.poll() is None:
             if time.monotonic() > deadline:
@@ -124,8 +124,7 @@ def play(
                     killed = kill_at
             time.sleep(0.02)
         proc.wait()
-    if killed is not None:
-        _wait_gone(left)
+    _wait_gone(left)
     return Run(proc.returncode, out_path.read_text(), err_path.read_text(), _tasks(marker), killed)
 
 
