@@ -110,3 +110,42 @@ def test_missing_headers_stop_before_any_change(host, rootfs):
     assert re.search(r"changed=0\s", out), out
     after = host.check_output("find /etc /var/lib/dpkg/status -newer /etc/hostname -printf '%p %T@\\n' | sort")
     assert before == after
+
+
+def gpu_hosts_play(*extra_vars):
+    """ansible-playbook playbooks/gpu_hosts.yml against the scenario's inventory (the rootfs)."""
+    args = [arg for var in extra_vars for arg in ("-e", var)]
+    return subprocess.run(  # noqa: S603 - fixed arguments
+        [
+            os.path.join(os.path.dirname(sys.executable), "ansible-playbook"),
+            "-i",
+            os.environ["MOLECULE_INVENTORY_FILE"],
+            os.path.join(os.environ["MOLECULE_PROJECT_DIRECTORY"], "playbooks", "gpu_hosts.yml"),
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ),
+        check=False,
+    )
+
+
+def test_version_switch_through_a_held_package_then_quiet(host):
+    """Last in this file: it changes the rootfs. A hold left by earlier tooling (apt-mark hold) on one
+    driver package does not stop a switch to bookworm-security's newer 535 driver; every driver
+    package moves together, the pin and the deferred DKMS module follow, and a rerun changes nothing."""
+    host.check_output("apt-mark hold nvidia-smi")
+    switch = gpu_hosts_play("gpu_driver_version=535.309.01")
+    out = switch.stdout + switch.stderr
+    assert switch.returncode == 0, out[-4000:]
+    for name in DRIVER_PACKAGES:
+        version = host.package(name).version
+        assert version.startswith("535.309.01-"), (name, version)
+    pref = host.file("/etc/apt/preferences.d/dataflywheel-nvidia-driver.pref")
+    assert "Pin: version 535.309.01-*" in pref.content_string
+    status = host.check_output("dkms status 2>/dev/null")
+    assert re.search(r"^nvidia-current/535\.309\.01: added$", status, re.M), status
+    assert "535.261.03" not in status, status
+    again = gpu_hosts_play("gpu_driver_version=535.309.01")
+    assert again.returncode == 0, (again.stdout + again.stderr)[-4000:]
+    assert re.search(r"changed=0\s", again.stdout), again.stdout[-3000:]
