@@ -128,19 +128,27 @@ def play(
     return Run(proc.returncode, out_path.read_text(), err_path.read_text(), _tasks(marker), killed)
 
 
+def _proc_stat(pid: int | str) -> list[str]:
+    """Fields of /proc/PID/stat after the command name: [state, ppid, ...]; [] when it is gone."""
+    try:
+        return (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return []
+
+
+def alive(pid: int) -> bool:
+    """The process exists and is not a zombie (an exited child not yet reaped)."""
+    return _proc_stat(pid)[:1] not in ([], ["Z"], ["X"])
+
+
 def _tree(root: int) -> set[int]:
     """root and every process below it (ansible's workers call setsid(): they leave the process
     group, not the tree)."""
     children: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            # the field after the ")" that ends the command name: state, then ppid
-            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-        children.setdefault(ppid, []).append(int(entry.name))
+        fields = _proc_stat(entry.name) if entry.name.isdigit() else []
+        if len(fields) > 1:
+            children.setdefault(int(fields[1]), []).append(int(entry.name))
     found, todo = set(), [root]
     while todo:
         pid = todo.pop()
@@ -157,7 +165,6 @@ def _send(pid: int, sig: str) -> set[int]:
     frozen first with SIGSTOP so nothing forks in between.
     SIGINT: the process group (Ctrl-C in a terminal; ansible stops its workers itself).
     SIGKILL-main: ansible-playbook alone (the OOM killer); its workers finish their task orphaned."""
-    tree = _tree(pid)
     if sig == "SIGKILL":
         stopped: set[int] = set()
         while new := _tree(pid) - stopped:
@@ -169,6 +176,7 @@ def _send(pid: int, sig: str) -> set[int]:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(p, signal.SIGKILL)
         return stopped
+    tree = _tree(pid)
     if sig == "SIGKILL-main":
         os.kill(pid, signal.SIGKILL)
     else:
@@ -181,17 +189,10 @@ def _wait_gone(pids: set[int], timeout: float = 60) -> None:
     race leftovers of a process the test started; what is left after `timeout` is killed."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        pids = {p for p in pids if Path(f"/proc/{p}").exists() and not _zombie(p)}
+        pids = {p for p in pids if alive(p)}
         if not pids:
             return
         time.sleep(0.1)
     for p in pids:
         with contextlib.suppress(ProcessLookupError):
             os.kill(p, signal.SIGKILL)
-
-
-def _zombie(pid: int) -> bool:
-    try:
-        return (Path(f"/proc/{pid}") / "stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
-    except (OSError, IndexError):
-        return False

@@ -26,7 +26,7 @@ from kubernetes import client
 
 from tests.integration import cluster_state
 from tests.integration.flywheel_sim import control
-from tests.integration.playbook_runner import play
+from tests.integration.playbook_runner import alive, play
 from tests.integration.remediate_run import drop_namespace
 from tests.sim import cluster as simcluster
 from tests.sim.entity_store.simulator import start as start_entity_store
@@ -289,12 +289,8 @@ class StoppedApiServer:
         self.stopped_at: float | None = None
 
     def running(self) -> bool:
-        """The process exists and is not a zombie (kwokctl's detached children are reaped late here)."""
-        try:
-            stat = Path(f"/proc/{self.pid}/stat").read_text()
-        except OSError:
-            return False
-        return stat.rsplit(")", 1)[-1].split()[0] not in ("Z", "X")
+        """Not a zombie either (kwokctl's detached children are reaped late here)."""
+        return alive(self.pid)
 
     def stop(self) -> None:
         """A crash: SIGKILL (a SIGTERM'd API server stops listening at once but may take half a
@@ -305,14 +301,6 @@ class StoppedApiServer:
         while self.running():
             assert time.monotonic() < deadline, f"kube-apiserver {self.pid} still runs 30 s after SIGKILL"
             time.sleep(0.05)
-
-    def ensure_up(self) -> None:
-        """Started again unless it answers (the test may have failed before it was stopped)."""
-        if self.stopped_at is not None and self.running():
-            self.stop()  # stopped while the test was failing: wait until it is gone
-        if not self.running():
-            self.start()
-        wait_answers()
 
     def start(self) -> None:
         log = open(self.cluster_dir / "logs" / "kube-apiserver.log", "ab")
@@ -372,7 +360,8 @@ def test_api_server_down_mid_run_stops_with_a_diagnosis_and_the_rerun_converges(
     finally:
         done.set()
         thread.join(timeout=60)
-        apiserver.ensure_up()
+        if not apiserver.running():
+            apiserver.start()
     try:
         rerun = remediate(vanilla_kubeconfig, ns, store, tmp_path, "after-restart")
         assert rerun.returncode == 0, rerun.output[-3000:]

@@ -62,15 +62,13 @@ PREFIX = {
     "flywheel_api_token": "fwtok-",
 }
 GATED = "meta-llama/Llama-3.2-1B-Instruct"
-# where the flywheel role hands the keys to the upstream chart (its only way to take them)
-CHART_SECRET_VALUES = {
-    "secrets": {
-        "ngcApiKey": "ngc_api_key",
-        "nvidiaApiKey": "nvidia_api_key",
-        "hfToken": "hf_token",
-        "llmJudgeApiKey": "judge_api_key",
-        "embApiKey": "embedding_api_key",
-    }
+# the flywheel chart's values under `secrets` that carry the keys (the upstream chart's only way to take them)
+CHART_SECRETS = {
+    "ngcApiKey": "ngc_api_key",
+    "nvidiaApiKey": "nvidia_api_key",
+    "hfToken": "hf_token",
+    "llmJudgeApiKey": "judge_api_key",
+    "embApiKey": "embedding_api_key",
 }
 SKIP_DIRS = {".git", ".venv", ".collections", ".cache", "node_modules", "__pycache__"}
 
@@ -220,7 +218,7 @@ def _demo_run_and_scan(vanilla, env, tool_env, demo_api, tmp_path, started, secr
             ).stdout
         )
         if rel["name"] == "data-flywheel":
-            for key, name in CHART_SECRET_VALUES["secrets"].items():
+            for key, name in CHART_SECRETS.items():
                 assert values["secrets"].pop(key) == secrets[name], f"the chart did not get {name} as secrets.{key}"
         leaks += scan_text(json.dumps(values), secrets, f"helm values of {rel['namespace']}/{rel['name']}")
 

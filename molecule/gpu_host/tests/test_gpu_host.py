@@ -83,35 +83,6 @@ def test_containerd_existing_settings_and_imports_kept(host):
     assert "enable_cdi" not in text
 
 
-def test_missing_headers_stop_before_any_change(host, rootfs):
-    """The host's kernel (what ansible_kernel reports in a chroot) has no Debian headers package."""
-    before = host.check_output("find /etc /var/lib/dpkg/status -newer /etc/hostname -printf '%p %T@\\n' | sort")
-    env = dict(os.environ)
-    run = subprocess.run(  # noqa: S603 - fixed arguments
-        [
-            os.path.join(os.path.dirname(sys.executable), "ansible-playbook"),
-            "-i",
-            os.environ["MOLECULE_INVENTORY_FILE"],
-            os.path.join(os.environ["MOLECULE_PROJECT_DIRECTORY"], "playbooks", "gpu_hosts.yml"),
-            "-e",
-            "gpu_driver_kernel_release=''",
-            "-e",
-            "gpu_driver_version=535.309.01",
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-    )
-    out = run.stdout + run.stderr  # ansible-core 2.19 prints task errors on stderr
-    assert run.returncode != 0, out
-    assert "no package linux-headers-" + os.uname().release in out, out
-    assert "No driver package was changed" in out
-    assert re.search(r"changed=0\s", out), out
-    after = host.check_output("find /etc /var/lib/dpkg/status -newer /etc/hostname -printf '%p %T@\\n' | sort")
-    assert before == after
-
-
 def gpu_hosts_play(*extra_vars):
     """ansible-playbook playbooks/gpu_hosts.yml against the scenario's inventory (the rootfs)."""
     args = [arg for var in extra_vars for arg in ("-e", var)]
@@ -128,6 +99,19 @@ def gpu_hosts_play(*extra_vars):
         env=dict(os.environ),
         check=False,
     )
+
+
+def test_missing_headers_stop_before_any_change(host, rootfs):
+    """The host's kernel (what ansible_kernel reports in a chroot) has no Debian headers package."""
+    before = host.check_output("find /etc /var/lib/dpkg/status -newer /etc/hostname -printf '%p %T@\\n' | sort")
+    run = gpu_hosts_play("gpu_driver_kernel_release=''", "gpu_driver_version=535.309.01")
+    out = run.stdout + run.stderr  # ansible-core 2.19 prints task errors on stderr
+    assert run.returncode != 0, out
+    assert "no package linux-headers-" + os.uname().release in out, out
+    assert "No driver package was changed" in out
+    assert re.search(r"changed=0\s", out), out
+    after = host.check_output("find /etc /var/lib/dpkg/status -newer /etc/hostname -printf '%p %T@\\n' | sort")
+    assert before == after
 
 
 def test_version_switch_through_a_held_package_then_quiet(host):
