@@ -81,6 +81,11 @@ lint: venv ## ruff, yamllint, ansible-lint (production profile)
 	$(BIN)/ruff format --check $(PY_PATHS) || { echo "run: make fmt"; exit 1; }
 	$(BIN)/yamllint --strict .
 	$(BIN)/ansible-lint --offline --profile production
+	$(BIN)/antsibull-changelog lint
+
+.PHONY: changelog
+changelog: venv ## fold changelogs/fragments into the release of galaxy.yml's version; rewrite CHANGELOG.rst
+	$(BIN)/antsibull-changelog release --version $$(sed -n 's/^version: //p' galaxy.yml) --update-existing
 
 .PHONY: docs
 docs: venv ## regenerate docs/troubleshooting.md's unit table from the units' Symptom/Cause/Fix/Check blocks

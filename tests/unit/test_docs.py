@@ -14,6 +14,7 @@ import re
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.tools import troubleshooting as ts
 
@@ -109,3 +110,37 @@ def test_docs_name_existing_files_and_variables(doc):
             if any(name.startswith(f"{role}_") for role in roles) and name not in words:
                 wrong.append(f"`{token}`: {name} is used nowhere in roles/, playbooks/, inventories/ or plugins/")
     assert not wrong, f"{rel(doc)}:\n" + "\n".join(wrong)
+
+
+def test_compatibility_versions_are_the_defaults():
+    """A version docs/compatibility.md names next to a role variable or a tests/sim/versions.env key is
+    that variable's default or that key's value."""
+    defaults = {}
+    for path in (ROOT / "roles").glob("*/defaults/main.yml"):
+        defaults.update(yaml.safe_load(path.read_text()) or {})
+    pins = dict(
+        line.split("=", 1)
+        for line in (ROOT / "tests/sim/versions.env").read_text().splitlines()
+        if re.match(r"[A-Z_]+=", line)
+    )
+    checked, wrong = 0, []
+    for line in (ROOT / "docs" / "compatibility.md").read_text().splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")] if line.startswith("|") else []
+        if len(cells) < 3:
+            continue
+        for name in re.findall(r"`([A-Za-z0-9_]+)`", cells[2]):
+            value = defaults.get(name, pins.get(name))
+            if value is None:
+                continue
+            checked += 1
+            if str(value) not in cells[1]:
+                wrong.append(f"{cells[0]}: the doc says {cells[1]!r}, {name} is {value!r}")
+    assert checked >= 5, "docs/compatibility.md names no version variable"
+    assert not wrong, "\n".join(wrong)
+
+
+def test_readme_links_every_role_and_stays_short():
+    readme = (ROOT / "README.md").read_text()
+    for role in sorted(p.name for p in (ROOT / "roles").iterdir() if (p / "README.md").is_file()):
+        assert f"(roles/{role}/README.md)" in readme, f"README.md does not link roles/{role}/README.md"
+    assert len(readme.splitlines()) <= 150, "README.md is longer than 150 lines: move details to docs/"
