@@ -72,7 +72,7 @@ def test_links_resolve(doc):
     for target in LINK.findall(re.sub(r"```.*?```", "", text, flags=re.S)):
         if re.match(r"[a-z][a-z0-9+.-]*:", target):  # https:, mailto:
             continue
-        path, _, anchor = target.partition("#")
+        path, _hash, anchor = target.partition("#")
         dest = (doc.parent / path).resolve() if path else doc
         if not dest.exists():
             broken.append(f"{target}: no such file")
