@@ -13,7 +13,7 @@ def run(servers, tmp_path):
     playbook = tmp_path / "resolver.yml"
     playbook.write_text(
         "- hosts: localhost\n  connection: local\n  gather_facts: false\n  tasks:\n"
-        "    - ansible.builtin.include_role:\n        name: dataflywheel.blueprint.remediate\n"
+        "    - ansible.builtin.include_role:\n        name: dataflywheel.blueprint.preflight\n"
         "        tasks_from: nutanix_resolver\n"
     )
     env = dict(
@@ -23,7 +23,7 @@ def run(servers, tmp_path):
         ANSIBLE_LOAD_CALLBACK_PLUGINS="1",
     )
     proc = subprocess.run(
-        [str(ROOT / ".venv/bin/ansible-playbook"), str(playbook), "-e", json.dumps({"remediate_nfs_servers": servers})],
+        [str(ROOT / ".venv/bin/ansible-playbook"), str(playbook), "-e", json.dumps({"preflight_nfs_servers": servers})],
         capture_output=True,
         text=True,
         env=env,
@@ -64,4 +64,4 @@ def test_unresolvable_name_fails_with_node_and_remedy(tmp_path):
 def test_bad_input_is_named(tmp_path):
     stats, failures = run("files01", tmp_path)
     assert stats["failures"] == 1 and stats["changed"] == 0
-    assert "option 'remediate_nfs_servers' is of type str" in failures[0]["msg"]
+    assert "option 'preflight_nfs_servers' is of type str" in failures[0]["msg"]
