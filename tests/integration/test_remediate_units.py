@@ -7,7 +7,10 @@ ONE pair of whole-role runs (first run, then the rerun), shared by the tests bel
 module-scoped fixture; only the failure paths and the Kyverno variant run the role on their own."""
 
 import json
+import os
+import shutil
 import subprocess
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -367,6 +370,49 @@ def test_openshift_scc_least_privilege_and_model_ownership_job(scenes):
     assert {e.name: e.value for e in job.spec.template.spec.containers[0].env}["OWNER_UID"] == uid
     assert job.spec.template.spec.volumes[0].persistent_volume_claim.claim_name == "model-store"
     assert any(c.type == "Complete" and c.status == "True" for c in job.status.conditions or [])
+
+
+def test_openshift_ownership_job_also_covers_files_written_after_it(scenes, tmp_path):
+    """The Job's own script, run for real on this machine's filesystem (no container runs on the local cluster):
+    a model directory as the seed left it (UID 1000, private modes), the script with the Job's env, then a later
+    download by a writer whose primary group is not 0 and whose umask keeps others out; a Pod of the namespace
+    (another UID of the range, group 0, as OpenShift runs it) must read both the old and the new files."""
+    scene = scenes("openshift")
+    jobs = client.BatchV1Api(scene.api).list_namespaced_job(
+        scene.ns, label_selector="dataflywheel.blueprint/remediation=openshift-ownership"
+    )
+    container = jobs.items[0].spec.template.spec.containers[0]
+    env = {e.name: e.value for e in container.env}
+    owner = int(env["OWNER_UID"])
+    models = Path(tempfile.mkdtemp(prefix="dfw-models-", dir="/tmp"))
+    os.chmod(models, 0o755)
+    try:
+        old = models / "llama32_1b-instruct_2_0"
+        old.mkdir(mode=0o700)
+        (old / "config.json").write_text("{}")
+        os.chmod(old / "config.json", 0o600)
+        for path in (models, old, old / "config.json"):
+            os.chown(path, 1000, 1000)
+        subprocess.run(container.command, env={**os.environ, **env, "MODEL_DIR": str(models)}, check=True)
+
+        def as_user(uid, gid, groups, script):
+            return subprocess.run(
+                ["setpriv", f"--reuid={uid}", f"--regid={gid}", f"--groups={groups}", "sh", "-c", script],
+                env={"D": str(models), "PATH": os.environ["PATH"]},
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+
+        later = as_user(1000, 1000, "0", 'umask 027; mkdir -p "$D/later/sub" && echo w > "$D/later/sub/weights.bin"')
+        assert later.returncode == 0, later.stderr
+        reader = as_user(
+            owner + 7, owner + 7, "0", 'cat "$D/llama32_1b-instruct_2_0/config.json" "$D/later/sub/weights.bin"'
+        )
+        assert reader.returncode == 0, f"a Pod of the namespace cannot read the model files: {reader.stderr}"
+        assert reader.stdout == "{}w\n"
+    finally:
+        shutil.rmtree(models)
 
 
 def custom_scc(api, name):
