@@ -138,3 +138,33 @@ def test_runs_as_helm_runs_it(tmp_path):
     docs = by_name(list(yaml.safe_load_all(proc.stdout)))
     assert template(docs["migrate"])["metadata"]["annotations"]["sidecar.istio.io/inject"] == "false"
     assert len(docs) == len(manifests())
+
+
+def test_documents_it_does_not_patch_pass_through_verbatim_and_block_strings_stay_blocks():
+    """helm-diff shows the post-rendered manifests: an untouched ConfigMap keeps its text, and a multi-line
+    string of a patched document stays a literal block, so a config change reads as line edits."""
+    text = (
+        "---\n# Source: chart/templates/cm.yaml\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: df-config\n"
+        "data:\n  config.yaml: |\n    eval_size: 100\n    limit: 1000\n"
+        "---\n# Source: chart/templates/api.yaml\n"
+        + yaml.safe_dump(
+            {
+                "apiVersion": "apps/v1",
+                "kind": "Deployment",
+                "metadata": {"name": "df-api-deployment"},
+                "spec": {
+                    "template": {
+                        "metadata": {"annotations": {"script": "line one\nline two\n"}},
+                        "spec": {"containers": [{"name": "api", "image": "x"}]},
+                    }
+                },
+            }
+        )
+    )
+    out = ptp.render(text, PCAI)
+    assert "# Source: chart/templates/cm.yaml\napiVersion: v1\nkind: ConfigMap" in out
+    assert "  config.yaml: |\n    eval_size: 100\n" in out
+    assert "script: |\n" in out and "line one\n" in out
+    docs = by_name(list(yaml.safe_load_all(out)))
+    assert template(docs["df-api-deployment"])["metadata"]["annotations"]["script"] == "line one\nline two\n"
+    assert docs["df-config"]["data"]["config.yaml"] == "eval_size: 100\nlimit: 1000\n"

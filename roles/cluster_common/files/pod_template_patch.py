@@ -22,9 +22,11 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import copy
 import hashlib
 import json
 import os
+import re
 import sys
 
 import yaml
@@ -112,10 +114,40 @@ def patch(docs, config):
     return docs
 
 
+class _BlockDumper(yaml.SafeDumper):
+    """Multi-line strings as literal blocks, as charts write them, so a diff of the manifests stays readable."""
+
+
+def _str(dumper, value):
+    style = "|" if "\n" in value and not re.search(r"[ \t]\n|[^\S\n]$", value) else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_BlockDumper.add_representer(str, _str)
+
+
+def render(text, config):
+    """The manifest stream with the patched documents re-serialized and every other document left as it came."""
+    chunks = re.split(r"(?m)^---[ \t]*$\n?", text)
+    docs = [yaml.safe_load(chunk) for chunk in chunks]
+    patched = patch([copy.deepcopy(d) for d in docs if isinstance(d, dict)], config)
+    out, index = [], 0
+    for chunk, doc in zip(chunks, docs):
+        if not isinstance(doc, dict):
+            if chunk.strip():
+                out.append(chunk)
+            continue
+        new = patched[index]
+        index += 1
+        if new != doc:
+            chunk = yaml.dump(new, Dumper=_BlockDumper, default_flow_style=False, sort_keys=False)
+        out.append(chunk)
+    return "".join("---\n" + (c if c.endswith("\n") else c + "\n") for c in out)
+
+
 def main():
     config = json.loads(os.environ.get("DFW_POD_PATCH") or "{}")
-    docs = [d for d in yaml.safe_load_all(sys.stdin) if d]
-    yaml.safe_dump_all(patch(docs, config), sys.stdout, default_flow_style=False, sort_keys=False)
+    sys.stdout.write(render(sys.stdin.read(), config))
 
 
 if __name__ == "__main__":
