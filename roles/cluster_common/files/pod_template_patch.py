@@ -132,6 +132,7 @@ def render(text, config):
     docs = [yaml.safe_load(chunk) for chunk in chunks]
     patched = patch([copy.deepcopy(d) for d in docs if isinstance(d, dict)], config)
     out, index = [], 0
+    dump = _BlockDumper
     for chunk, doc in zip(chunks, docs):
         if not isinstance(doc, dict):
             if chunk.strip():
@@ -139,9 +140,7 @@ def render(text, config):
             continue
         new = patched[index]
         index += 1
-        if new != doc:
-            chunk = yaml.dump(new, Dumper=_BlockDumper, default_flow_style=False, sort_keys=False)
-        out.append(chunk)
+        out.append(chunk if new == doc else yaml.dump(new, Dumper=dump, sort_keys=False))
     return "".join("---\n" + (c if c.endswith("\n") else c + "\n") for c in out)
 
 
