@@ -95,7 +95,7 @@ def test_cluster_operators_through_olm_on_openshift(tmp_path):
 NFD_LABEL = "feature.node.kubernetes.io/pci-10de.present"
 
 
-def test_gpu_operator_stops_before_anything_when_nfd_labelled_no_node(tmp_path):
+def test_gpu_operator_stops_before_anything_when_nfd_labelled_no_node(ansible_playbook, tmp_path):
     """OpenShift's GPU Operator needs Node Feature Discovery, its own operator there: without its node labels the
     ClusterPolicy would be accepted and schedule nothing. The role must stop before any OLM object, naming NFD."""
     kubeconfig = kubeconfig_for("openshift")
@@ -108,10 +108,12 @@ def test_gpu_operator_stops_before_anything_when_nfd_labelled_no_node(tmp_path):
     for name in labelled:
         core.patch_node(name, {"metadata": {"labels": {NFD_LABEL: None}}})
     try:
-        env = ansible_env({"DFW_KUBECONFIG": kubeconfig})
-        cmd = [str(BIN / "ansible-playbook"), "-i", "tests/fixtures/inventory", str(playbook)]
-        cmd += ["-e", "gpu_operator_nfd_wait_timeout=1"]
-        proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
+        proc = ansible_playbook(
+            playbook,
+            {"gpu_operator_nfd_wait_timeout": 1},
+            inventory="tests/fixtures/inventory",
+            env={"DFW_KUBECONFIG": kubeconfig},
+        )
     finally:
         for name in labelled:
             core.patch_node(name, {"metadata": {"labels": {NFD_LABEL: "true"}}})
