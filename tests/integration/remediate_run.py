@@ -58,27 +58,46 @@ class RoleRun:
         return self.proc.stdout + self.proc.stderr
 
 
-def run_role(extra, kubeconfig=None, tasks_from=None, tmp_path=None):
+CONNECTION = ROOT / "playbooks" / "vars" / "kubernetes.yml"
+
+
+def _playbook(tmp_dir, role, entry_points):
+    """A one-play playbook on localhost running the role's entry points in order, connected through the
+    collection's one connection definition (playbooks/vars/kubernetes.yml)."""
+    tasks = "".join(
+        f"    - ansible.builtin.include_role:\n        name: dataflywheel.blueprint.{role}\n"
+        f"        tasks_from: {entry}\n"
+        for entry in entry_points
+    )
+    path = Path(tmp_dir) / f"{role}-{'-'.join(entry_points)}-{uuid.uuid4().hex[:6]}.yml"
+    path.write_text(
+        "- hosts: localhost\n  connection: local\n  gather_facts: false\n"
+        f"  vars_files: [{CONNECTION}]\n"
+        "  module_defaults:\n"
+        '    group/dataflywheel.blueprint.k8s: "{{ flywheel_k8s_module_defaults }}"\n'
+        '    group/kubernetes.core.helm: "{{ flywheel_helm_module_defaults }}"\n'
+        f"  tasks:\n{tasks}"
+    )
+    return str(path)
+
+
+def run_role(extra, kubeconfig=None, tasks_from=None, tmp_path=None, role="remediate", extra_env=None):
+    """The remediate role as site.yml runs it (entry point admission, then main) on localhost, or one
+    entry point (tasks_from) of `role`. kubeconfig goes where an inventory puts it (flywheel_kubeconfig)."""
     env = dict(
         os.environ,
         ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
         ANSIBLE_STDOUT_CALLBACK="json",
         ANSIBLE_LOAD_CALLBACK_PLUGINS="1",
         TMPDIR=DISCOVERY_TMP,
+        **(extra_env or {}),
     )
     extra = dict(extra)
     if kubeconfig:
         env["K8S_AUTH_KUBECONFIG"] = kubeconfig
-        extra["remediate_kubeconfig"] = kubeconfig
-    playbook = str(ROOT / "playbooks/remediate.yml")
-    if tasks_from:
-        path = Path(tmp_path) / f"remediate-{tasks_from}-{uuid.uuid4().hex[:6]}.yml"
-        path.write_text(
-            "- hosts: localhost\n  connection: local\n  gather_facts: false\n  tasks:\n"
-            "    - ansible.builtin.include_role:\n        name: dataflywheel.blueprint.remediate\n"
-            f"        tasks_from: {tasks_from}\n"
-        )
-        playbook = str(path)
+        extra["flywheel_kubeconfig"] = kubeconfig
+    entry_points = [tasks_from] if tasks_from else ["admission", "main"]
+    playbook = _playbook(tmp_path or DISCOVERY_TMP, role, entry_points)
     proc = subprocess.run(
         [str(ROOT / ".venv/bin/ansible-playbook"), playbook, "-e", json.dumps(extra)],
         capture_output=True,

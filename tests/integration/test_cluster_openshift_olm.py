@@ -90,3 +90,34 @@ def test_cluster_operators_through_olm_on_openshift(tmp_path):
     assert not names & {"gpu-operator", "nim-operator"}
 
     assert run(playbook, kubeconfig) == "0"
+
+
+NFD_LABEL = "feature.node.kubernetes.io/pci-10de.present"
+
+
+def test_gpu_operator_stops_before_anything_when_nfd_labelled_no_node(ansible_playbook, tmp_path):
+    """OpenShift's GPU Operator needs Node Feature Discovery, its own operator there: without its node labels the
+    ClusterPolicy would be accepted and schedule nothing. The role must stop before any OLM object, naming NFD."""
+    kubeconfig = kubeconfig_for("openshift")
+    core = client.CoreV1Api(config.new_client_from_config(config_file=kubeconfig))
+    labelled = [n.metadata.name for n in core.list_node(label_selector=f"{NFD_LABEL}=true").items]
+    assert labelled, "the profile's GPU nodes carry the NFD label (the premise)"
+    playbook = tmp_path / "gpu-operator.yml"
+    nim = "    - ansible.builtin.include_role: {name: dataflywheel.blueprint.nim_operator}\n"
+    playbook.write_text(PLAY.replace(nim, ""))
+    for name in labelled:
+        core.patch_node(name, {"metadata": {"labels": {NFD_LABEL: None}}})
+    try:
+        proc = ansible_playbook(
+            playbook,
+            {"gpu_operator_nfd_wait_timeout": 1},
+            inventory="tests/fixtures/inventory",
+            env={"DFW_KUBECONFIG": kubeconfig},
+        )
+    finally:
+        for name in labelled:
+            core.patch_node(name, {"metadata": {"labels": {NFD_LABEL: "true"}}})
+    assert proc.returncode != 0 and re.search(r"local-cluster\s*:.*failed=1", proc.stdout), proc.stdout[-3000:]
+    assert "no node carries feature.node.kubernetes.io/pci-10de.present=true" in proc.stdout
+    assert "Node Feature Discovery Operator" in proc.stdout and "openshift-nfd" in proc.stdout
+    assert "OLM namespace, OperatorGroup and Subscription" not in proc.stdout, "nothing may be installed first"

@@ -9,6 +9,7 @@ operator-status emulator (tests/sim/emulators.py), not from a real operator.
 
 from __future__ import annotations
 
+import base64
 import functools
 import http.server
 import json
@@ -17,6 +18,7 @@ import secrets as pysecrets
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -178,6 +180,42 @@ def test_cluster_no_secret_value_in_output_objects_or_files(stack, vanilla):
     # the Secrets do carry them: the scan looked at the right values
     pull = client.CoreV1Api(vanilla).read_namespaced_secret("ngc-api", "data-flywheel")
     assert pull.data["NGC_API_KEY"]
+
+
+def test_cluster_rotating_a_key_rolls_exactly_the_pods_that_read_it(stack, vanilla):
+    """A new HF token changes Secret hf-secret, which only the API reads (the chart's env): the API Pod is
+    replaced, every other Pod keeps its UID. The Pods carry a digest of the Secrets they read from the first
+    render (helm post-renderer), so nothing is patched onto running Pods."""
+    before = pod_uids(vanilla)
+    apps = client.AppsV1Api(vanilla)
+    key = "dataflywheel.blueprint/secrets-sha256"
+    stamps = {
+        d.metadata.name: (d.spec.template.metadata.annotations or {}).get(key)
+        for d in apps.list_namespaced_deployment("data-flywheel").items
+    }
+    assert stamps["df-api-deployment"] and stamps["df-celery-worker-deployment"], stamps
+    assert stamps["df-elasticsearch-deployment"] is None, "reads no Secret"
+    rotated = "hf_" + pysecrets.token_hex(16)
+    stack.secrets["hf rotated"] = rotated
+    run = stack.run("cluster.yml", extra_env={"DFW_TEST_HF_TOKEN": rotated})
+    stack.outputs["rotation"] = run.stdout + run.stderr
+    assert recap_changed(run.stdout) > 0
+    deadline = time.monotonic() + 90  # the rollout's old Pod may still be terminating
+    while True:
+        after = pod_uids(vanilla)
+        replaced = sorted(p.rsplit("-", 2)[0] for p in before if p not in after)
+        if replaced or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert replaced == ["data-flywheel/df-api-deployment"], replaced
+    new = {
+        d.metadata.name: (d.spec.template.metadata.annotations or {}).get(key)
+        for d in apps.list_namespaced_deployment("data-flywheel").items
+    }
+    assert {n for n in new if new[n] != stamps[n]} == {"df-api-deployment"}
+    secret = client.CoreV1Api(vanilla).read_namespaced_secret("hf-secret", "data-flywheel")
+    assert base64.b64decode(secret.data["HF_TOKEN"]).decode() == rotated
+    assert rotated not in json.dumps(new)
 
 
 @pytest.fixture

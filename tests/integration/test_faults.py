@@ -117,7 +117,7 @@ def nemo_ns(vanilla, vanilla_kubeconfig):
 def remediate(kubeconfig, ns, store, tmp_path, label, **kill):
     variables = {
         "remediate_namespace": ns,
-        "remediate_kubeconfig": kubeconfig,
+        "flywheel_kubeconfig": kubeconfig,
         "remediate_entity_store_url": store.url,
         "remediate_nemo_models": MODELS,
     }

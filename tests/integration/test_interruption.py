@@ -176,7 +176,7 @@ def test_killed_runs_converge_on_rerun(scenario, tmp_path, record_property):
 HELM_STAGE = {
     "nim_operator_enabled": False,
     "nemo_platform_enabled": False,
-    "flywheel_prereqs_gateway_enabled": False,
+    "nemo_platform_gateway_enabled": False,
     "flywheel_enabled": False,
 }
 

@@ -9,10 +9,10 @@ def run(servers, tmp_path):
     playbook = tmp_path / "resolver.yml"
     playbook.write_text(
         "- hosts: localhost\n  connection: local\n  gather_facts: false\n  tasks:\n"
-        "    - ansible.builtin.include_role:\n        name: dataflywheel.blueprint.remediate\n"
+        "    - ansible.builtin.include_role:\n        name: dataflywheel.blueprint.preflight\n"
         "        tasks_from: nutanix_resolver\n"
     )
-    out = run_playbook(playbook, {"remediate_nfs_servers": servers}, json_output=True).json
+    out = run_playbook(playbook, {"preflight_nfs_servers": servers}, json_output=True).json
     failures = [h["localhost"] for t in out["plays"][0]["tasks"] for h in [t["hosts"]] if h["localhost"].get("failed")]
     return out["stats"]["localhost"], failures
 
@@ -46,4 +46,4 @@ def test_unresolvable_name_fails_with_node_and_remedy(tmp_path):
 def test_bad_input_is_named(tmp_path):
     stats, failures = run("files01", tmp_path)
     assert stats["failures"] == 1 and stats["changed"] == 0
-    assert "option 'remediate_nfs_servers' is of type str" in failures[0]["msg"]
+    assert "option 'preflight_nfs_servers' is of type str" in failures[0]["msg"]

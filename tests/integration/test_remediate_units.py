@@ -7,7 +7,10 @@ ONE pair of whole-role runs (first run, then the rerun), shared by the tests bel
 module-scoped fixture; only the failure paths and the Kyverno variant run the role on their own."""
 
 import json
+import os
+import shutil
 import subprocess
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -334,6 +337,7 @@ def test_units_do_not_touch_other_platforms(scenes, profile):
     assert bool(scene.first.fact("remediate_route_urls")) is on_openshift
     assert bool(labelled(api, ns, "pcai-routing")) is on_pcai
     assert bool(scene.first.fact("remediate_flywheel_values_overlay")) is on_pcai
+    assert any(scene.first.fact("remediate_pod_metadata").values()) is on_pcai
     assert ("istio-injection" in (client.CoreV1Api(api).read_namespace(ns).metadata.labels or {})) is on_pcai
     assert bool(labelled(api, ns, "evaluator-secret-delete"))  # the all-platform units act everywhere
     # The Nutanix resolver check belongs to the GPU-node play (playbooks/preflight.yml), never to this run.
@@ -366,6 +370,128 @@ def test_openshift_scc_least_privilege_and_model_ownership_job(scenes):
     assert {e.name: e.value for e in job.spec.template.spec.containers[0].env}["OWNER_UID"] == uid
     assert job.spec.template.spec.volumes[0].persistent_volume_claim.claim_name == "model-store"
     assert any(c.type == "Complete" and c.status == "True" for c in job.status.conditions or [])
+
+
+def test_openshift_ownership_job_also_covers_files_written_after_it(scenes, tmp_path):
+    """The Job's own script, run for real on this machine's filesystem (no container runs on the local cluster):
+    a model directory as the seed left it (UID 1000, private modes), the script with the Job's env, then a later
+    download by a writer whose primary group is not 0 and whose umask keeps others out; a Pod of the namespace
+    (another UID of the range, group 0, as OpenShift runs it) must read both the old and the new files."""
+    scene = scenes("openshift")
+    jobs = client.BatchV1Api(scene.api).list_namespaced_job(
+        scene.ns, label_selector="dataflywheel.blueprint/remediation=openshift-ownership"
+    )
+    container = jobs.items[0].spec.template.spec.containers[0]
+    env = {e.name: e.value for e in container.env}
+    owner = int(env["OWNER_UID"])
+    models = Path(tempfile.mkdtemp(prefix="dfw-models-", dir="/tmp"))
+    os.chmod(models, 0o755)
+    try:
+        old = models / "llama32_1b-instruct_2_0"
+        old.mkdir(mode=0o700)
+        (old / "config.json").write_text("{}")
+        os.chmod(old / "config.json", 0o600)
+        for path in (models, old, old / "config.json"):
+            os.chown(path, 1000, 1000)
+        subprocess.run(container.command, env={**os.environ, **env, "MODEL_DIR": str(models)}, check=True)
+
+        def as_user(uid, gid, groups, script):
+            return subprocess.run(
+                ["setpriv", f"--reuid={uid}", f"--regid={gid}", f"--groups={groups}", "sh", "-c", script],
+                env={"D": str(models), "PATH": os.environ["PATH"]},
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+
+        later = as_user(1000, 1000, "0", 'umask 027; mkdir -p "$D/later/sub" && echo w > "$D/later/sub/weights.bin"')
+        assert later.returncode == 0, later.stderr
+        reader = as_user(
+            owner + 7, owner + 7, "0", 'cat "$D/llama32_1b-instruct_2_0/config.json" "$D/later/sub/weights.bin"'
+        )
+        assert reader.returncode == 0, f"a Pod of the namespace cannot read the model files: {reader.stderr}"
+        assert reader.stdout == "{}w\n"
+    finally:
+        shutil.rmtree(models)
+
+
+def custom_scc(api, name):
+    """A custom SCC as a platform team would add one: the SCC only, no "use" ClusterRole (what oc adm policy
+    add-scc-to-user would create)."""
+    client.CustomObjectsApi(api).create_cluster_custom_object(
+        "security.openshift.io",
+        "v1",
+        "securitycontextconstraints",
+        {
+            "apiVersion": "security.openshift.io/v1",
+            "kind": "SecurityContextConstraints",
+            "metadata": {"name": name},
+            "allowPrivilegedContainer": False,
+            "runAsUser": {"type": "RunAsAny"},
+            "seLinuxContext": {"type": "MustRunAs"},
+            "fsGroup": {"type": "RunAsAny"},
+            "supplementalGroups": {"type": "RunAsAny"},
+            "volumes": ["configMap", "emptyDir", "persistentVolumeClaim", "secret", "projected"],
+        },
+    )
+
+
+def test_openshift_custom_scc_refused_without_cluster_scope_then_given_its_use_role(scenes):
+    """A custom SCC has no system:openshift:scc:<name> ClusterRole: a grant would bind to nothing. Without
+    cluster-scoped permission the role refuses before any change; with it, it creates that ClusterRole."""
+    kubeconfig = scenes("openshift").kubeconfig
+    api, ns = fresh_namespace(kubeconfig, "rem-scc")
+    rbac = client.RbacAuthorizationV1Api(api)
+    scc_name = f"dfw-custom-{ns[-6:]}"
+    try:
+        custom_scc(api, scc_name)
+        client.CoreV1Api(api).create_namespaced_service_account(
+            ns, client.V1ServiceAccount(metadata=client.V1ObjectMeta(name="trainer"))
+        )
+        grant = {"remediate_namespace": ns, "remediate_scc_grants": [{"service_account": "trainer", "scc": scc_name}]}
+        refused = run_role({**grant, "remediate_cluster_scoped": False}, kubeconfig)
+        assert not refused.ok and refused.changed == 0
+        assert "system:openshift:scc:<name>" in refused.failure_msg() and scc_name in refused.failure_msg()
+        assert labelled(api, ns, "openshift-scc") == []
+
+        granted = run_role(grant, kubeconfig)
+        assert granted.ok, granted.text()[-3000:]
+        role = rbac.read_cluster_role(f"system:openshift:scc:{scc_name}")
+        assert [(r.resources, r.resource_names, r.verbs) for r in role.rules] == [
+            (["securitycontextconstraints"], [scc_name], ["use"])
+        ]
+        scc = ("securitycontextconstraints", "security.openshift.io")
+        assert can_i(kubeconfig, ns, "trainer", "use", *scc, scc_name) is True
+        assert can_i(kubeconfig, ns, "trainer", "use", *scc, "privileged") is False
+    finally:
+        drop_namespace(api, ns)
+        client.CustomObjectsApi(api).delete_cluster_custom_object(
+            "security.openshift.io", "v1", "securitycontextconstraints", scc_name
+        )
+        try:
+            rbac.delete_cluster_role(f"system:openshift:scc:{scc_name}")
+        except client.ApiException as exc:
+            if exc.status != 404:
+                raise
+
+
+def test_openshift_scc_grant_to_a_service_account_that_does_not_exist_fails_loudly(scenes):
+    """The grant is made before the charts (their ServiceAccounts do not exist yet); after the charts a grant whose
+    ServiceAccount still does not exist is a typo that protects nothing: the run fails naming it."""
+    kubeconfig = scenes("openshift").kubeconfig
+    api, ns = fresh_namespace(kubeconfig, "rem-sa")
+    try:
+        run = run_role(
+            {"remediate_namespace": ns, "remediate_scc_grants": [{"service_account": "elasticsearh", "scc": "anyuid"}]},
+            kubeconfig,
+        )
+        assert not run.ok
+        msg = run.failure_msg()
+        assert f"anyuid to ServiceAccount elasticsearh in namespace {ns}" in msg
+        assert "no such ServiceAccount exists" in msg and "kubectl get serviceaccounts" in msg
+        assert run.ran("Grant SCCs to ServiceAccounts"), "the grant itself is made before the charts"
+    finally:
+        drop_namespace(api, ns)
 
 
 def test_openshift_routes_for_api_and_uis(scenes):
@@ -404,13 +530,14 @@ def test_pcai_routing_domain_sidecars_and_values_overlay(scenes):
         "istioGateway": "istio-system/ezaf-gateway",
     }
     assert "$" not in json.dumps(overlay)
-    assert overlay["podLabels"] == {"hpe-ezua/app": "data-flywheel", "hpe-ezua/type": "vendor-service"}
-    assert overlay["podAnnotations"] == {"traffic.sidecar.istio.io/excludeOutboundPorts": "5432,9200,6379,27017"}
     assert overlay["foundationalFlywheelServer"]["config"]["nmp_config"]["nemo_base_url"] == (
         f"http://df-generic-service.{ns}.svc.cluster.local:8000"
     )
-    assert overlay["namespace"] == ns
-    fixed = job_pod(api, ns, "fixed-job", annotations=overlay["jobPodAnnotations"])
+    assert "namespace" not in overlay, "the chart's namespace value is the flywheel role's (its release namespace)"
+    pods = scene.first.fact("remediate_pod_metadata")
+    assert pods["labels"] == {"hpe-ezua/app": "data-flywheel", "hpe-ezua/type": "vendor-service"}
+    assert pods["annotations"] == {"traffic.sidecar.istio.io/excludeOutboundPorts": "5432,9200,6379,27017"}
+    fixed = job_pod(api, ns, "fixed-job", annotations=pods["job_annotations"])
     assert "istio-proxy" not in containers(fixed)
 
     vs = {
@@ -585,9 +712,9 @@ def test_kyverno_variant_writes_the_policy_and_refuses_success_without_kyverno_a
 
 
 def test_nutanix_resolver_runs_only_on_inventory_nodes():
-    """playbooks/preflight.yml: the resolver entry point is only included in the play over the GPU inventory
-    hosts (the nodes' own resolver), never in the localhost/cluster play; the remediate role's main does not
-    include it."""
+    """playbooks/preflight.yml: the preflight role's resolver entry point is only included in the play over the
+    GPU inventory hosts (the nodes' own resolver), never in the localhost/cluster play; the remediate role has
+    no resolver at all."""
     plays = yaml.safe_load((ROOT / "playbooks/preflight.yml").read_text())
     with_resolver = [
         p
@@ -599,5 +726,8 @@ def test_nutanix_resolver_runs_only_on_inventory_nodes():
     assert with_resolver[0]["hosts"] == "{{ preflight_gpu_hosts | default('gpu_hosts') }}"
     others = [p for p in plays if p not in with_resolver]
     assert others and all("gpu_hosts" not in p["hosts"] for p in others), "the cluster plays run on the cluster hosts"
-    main = (ROOT / "roles/remediate/tasks/main.yml").read_text()
-    assert "nutanix_resolver" not in main
+    assert [t["ansible.builtin.include_role"]["name"] for t in with_resolver[0]["tasks"][1:]] == [
+        "dataflywheel.blueprint.preflight"
+    ]
+    remediate = [p.read_text() for p in (ROOT / "roles/remediate/tasks").rglob("*.yml")]
+    assert remediate and not any("getent" in text or "nutanix_resolver" in text for text in remediate)

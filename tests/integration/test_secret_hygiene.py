@@ -48,9 +48,9 @@ pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 SECRET_VARS = {
     "ngc_api_key": (["flywheel_ngc_api_key"], ["NGC_API_KEY"]),  # flywheel_prereqs_ngc_api_key defaults to it
     "nvidia_api_key": (["flywheel_nvidia_api_key"], ["NVIDIA_API_KEY"]),
-    "hf_token": (["flywheel_hf_token", "remediate_hf_token"], ["HF_TOKEN"]),  # and flywheel_prereqs_hf_token
+    "hf_token": (["flywheel_hf_token", "preflight_hf_token"], ["HF_TOKEN"]),  # and flywheel_prereqs_hf_token
     "judge_api_key": (["flywheel_llm_judge_api_key"], []),
-    "embedding_api_key": (["flywheel_emb_api_key", "remediate_embedding_api_key"], []),
+    "embedding_api_key": (["flywheel_emb_api_key", "preflight_embedding_api_key"], []),
     "flywheel_api_token": (["flywheel_run_api_token"], ["FLYWHEEL_API_TOKEN"]),
 }
 PREFIX = {
@@ -164,9 +164,9 @@ def _demo_run_and_scan(vanilla, env, tool_env, demo_api, tmp_path, started, secr
         {
             "flywheel_run_wait_sleep": 1,
             "flywheel_run_progress_interval": 1,
-            "remediate_hf_endpoint": hub.url,
-            "remediate_hf_models": [GATED],
-            "remediate_embedding_url": embedding.url + "/v1",
+            "preflight_hf_endpoint": hub.url,
+            "preflight_hf_models": [GATED],
+            "preflight_embedding_url": embedding.url + "/v1",
             "flywheel_prereqs_credential_namespaces": [creds_ns],
         },
         tmp_path / "demo.tasks",

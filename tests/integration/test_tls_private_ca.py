@@ -89,7 +89,7 @@ def test_remediate_role_registers_over_https_only_with_the_ca(vanilla, vanilla_k
     try:
         base = {
             "remediate_namespace": ns,
-            "remediate_kubeconfig": vanilla_kubeconfig,
+            "flywheel_kubeconfig": vanilla_kubeconfig,
             "remediate_entity_store_url": https_store.url,
             "remediate_nemo_models": [{"name": "meta/llama-3.2-1b-instruct", "nim_service": "llama-3-2-1b-instruct"}],
         }
