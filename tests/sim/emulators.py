@@ -27,6 +27,9 @@ from pathlib import Path
 from kubernetes import client, config, utils, watch
 from kubernetes.client.rest import ApiException
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from tests import upstream  # noqa: E402 - the repo root goes on the path first
+
 LOG = logging.getLogger("emulators")
 STOP = threading.Event()
 
@@ -267,18 +270,23 @@ def operator_status(api: client.ApiClient) -> None:
 
 
 # ---------------------------------------------------------------- olm-subscription
-# The CRDs each package's bundle owns; OLM installs them with the CSV (here: the fixture CRDs).
-OLM_OWNED_CRDS = {
-    "gpu-operator-certified": ["nvidia.com_clusterpolicies.yaml"],
-    "nim-operator-certified": ["apps.nvidia.com.yaml"],
-}
-FIXTURE_CRDS = Path(__file__).resolve().parents[1] / "fixtures" / "crds"
+# The CRDs each package's bundle owns; OLM installs them with the CSV (here: upstream's real CRDs,
+# which the cluster already serves from its start, so this is a no-op unless a test deleted them).
+NIM_OPERATOR_VERSION = upstream.NIM_OPERATOR_DEFAULT
+
+
+def olm_owned_crds(package: str) -> list[Path]:
+    if package == "gpu-operator-certified":
+        return upstream.gpu_operator_crd_files()
+    if package == "nim-operator-certified":
+        return upstream.nim_operator_crd_files(NIM_OPERATOR_VERSION)
+    return []
 
 
 def install_owned_crds(api: client.ApiClient, package: str) -> None:
-    for name in OLM_OWNED_CRDS.get(package, []):
+    for path in olm_owned_crds(package):
         try:
-            utils.create_from_yaml(api, str(FIXTURE_CRDS / name))
+            utils.create_from_yaml(api, str(path))
         except utils.FailToCreateError as err:
             if not all(e.status == 409 for e in err.api_exceptions):
                 raise
@@ -337,7 +345,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--profile", required=True, choices=sorted(LOOPS))
     parser.add_argument("--kubeconfig", required=True)
+    parser.add_argument("--nim-operator-version", default=upstream.NIM_OPERATOR_DEFAULT)
     args = parser.parse_args()
+    global NIM_OPERATOR_VERSION  # noqa: PLW0603 - set once at start-up, read by the OLM loop
+    NIM_OPERATOR_VERSION = args.nim_operator_version
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stdout)
     signal.signal(signal.SIGTERM, lambda *_: STOP.set())
     api = config.new_client_from_config(config_file=args.kubeconfig)
