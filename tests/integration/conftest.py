@@ -18,6 +18,8 @@ from pathlib import Path
 import pytest
 from kubernetes import client, config
 
+from tests import upstream
+from tests.integration import role_render
 from tests.sim.search_engine.engine import SearchEngine
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -123,3 +125,15 @@ def search_engine(tmp_path_factory):
     engine.start()
     yield engine
     engine.stop()
+
+
+@pytest.fixture(scope="session")
+def roles_rendered(tmp_path_factory) -> dict:
+    """One render for the whole session: nemo_platform's CRs and the NIM Operator chart values for each
+    NIM Operator version the tests use (guardrails on, so every kind), the flywheel config and values for
+    a remote and a local judge, and every other role's objects and values with their defaults."""
+    return role_render.render(
+        tmp_path_factory.mktemp("render"),
+        render_nim_operator_versions=[v.lstrip("v") for v in upstream.NIM_OPERATOR_VERSIONS],
+        nemo_platform_guardrails_enabled=True,
+    )
