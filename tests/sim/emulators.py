@@ -57,6 +57,15 @@ def forever(name: str, fn, *args) -> None:
 
 
 # ---------------------------------------------------------------- pv-provisioner
+def volume_source(provisioner: str, pv_name: str, attrs: dict) -> dict:
+    """A CSI source for CSI provisioners; local-path's name is no CSI driver name (it has a slash, which
+    the API refuses there): the host path its provisioner would create."""
+    if "/" in provisioner:
+        return {"host_path": client.V1HostPathVolumeSource(path=f"/opt/local-path-provisioner/{pv_name}")}
+    source = client.V1CSIPersistentVolumeSource(driver=provisioner, volume_handle=pv_name, volume_attributes=attrs)
+    return {"csi": source}
+
+
 def provision(core: client.CoreV1Api, storage: client.StorageV1Api, pvc) -> None:
     sc_name = pvc.spec.storage_class_name
     if not sc_name or pvc.status.phase != "Pending" or pvc.spec.volume_name:
@@ -91,9 +100,7 @@ def provision(core: client.CoreV1Api, storage: client.StorageV1Api, pvc) -> None
                 name=pvc.metadata.name,
                 uid=pvc.metadata.uid,
             ),
-            csi=client.V1CSIPersistentVolumeSource(
-                driver=sc.provisioner, volume_handle=pv_name, volume_attributes=attrs
-            ),
+            **volume_source(sc.provisioner, pv_name, attrs),
         ),
     )
     try:
