@@ -94,7 +94,12 @@ class FakeOperator(threading.Thread):
                         "lastTransitionTime": "2026-01-01T00:00:00Z",
                     }
                 ],
-                "model": {"name": obj["metadata"]["name"], "clusterEndpoint": f"{NAME}.{self.namespace}.svc:8000"},
+                # the real CRD requires name, clusterEndpoint and externalEndpoint
+                "model": {
+                    "name": obj["metadata"]["name"],
+                    "clusterEndpoint": f"{NAME}.{self.namespace}.svc:8000",
+                    "externalEndpoint": "",
+                },
             }
             custom.patch_namespaced_custom_object_status(
                 GROUP, VERSION, self.namespace, PLURAL, NAME, {"status": status}

@@ -208,11 +208,13 @@ def wanted_status(plural: str, obj: dict, ready: str) -> dict:
         status["namespace"] = "gpu-operator"
         return status
     if plural == "nimcaches":
+        # the real CRDs' status schema: conditions are metav1.Conditions (reason non-empty, message present)
         status["conditions"] = [
             {
                 "type": "NIM_CACHE_JOB_COMPLETED",
                 "status": "True" if ok else "False",
-                "reason": "" if ok else "JobFailed",
+                "reason": "JobCompleted" if ok else "JobFailed",
+                "message": "",
             }
         ]
         return status
@@ -225,6 +227,7 @@ def wanted_status(plural: str, obj: dict, ready: str) -> dict:
         status["model"] = {
             "name": meta["name"],
             "clusterEndpoint": f"http://{meta['name']}.{meta['namespace']}.svc.cluster.local:{port}",
+            "externalEndpoint": "",
         }
     return status
 
@@ -243,9 +246,49 @@ def same_status(have: dict, want: dict) -> bool:
 OFF_LABEL = "dfw-sim.emulation/operator-status"
 
 
+# The NIM Operator's Service per NIMService / Nemo* resource: named like the resource, port
+# spec.expose.service.port (default 8000) named "api" (its GetServiceParams, v2.0.2 and v3.1.2).
+SERVICE_PLURALS = {
+    "nimservices",
+    "nemoentitystores",
+    "nemodatastores",
+    "nemocustomizers",
+    "nemoevaluators",
+    "nemoguardrails",
+}
+
+
+def ensure_service(core: client.CoreV1Api, obj: dict) -> None:
+    meta = obj["metadata"]
+    port = (((obj.get("spec") or {}).get("expose") or {}).get("service") or {}).get("port") or 8000
+    owner = client.V1OwnerReference(
+        api_version=obj["apiVersion"], kind=obj["kind"], name=meta["name"], uid=meta["uid"], controller=True
+    )
+    body = client.V1Service(
+        metadata=client.V1ObjectMeta(
+            name=meta["name"],
+            namespace=meta["namespace"],
+            labels={"app.kubernetes.io/name": meta["name"], "dfw-sim.emulation/created-by": "operator-status"},
+            owner_references=[owner],
+        ),
+        spec=client.V1ServiceSpec(
+            selector={"app": meta["name"]},
+            ports=[client.V1ServicePort(name="api", port=int(port), target_port="api")],
+        ),
+    )
+    try:
+        core.create_namespaced_service(meta["namespace"], body)
+        LOG.info("operator-status: Service %s/%s port %s", meta["namespace"], meta["name"], port)
+    except ApiException as exc:
+        if exc.status != 409:
+            raise
+
+
 def operator_status(api: client.ApiClient) -> None:
     custom = client.CustomObjectsApi(api)
     core = client.CoreV1Api(api)
+    served: set[str] = set()
+    refused: set[str] = set()
     while not STOP.is_set():
         # a test that plays the operator itself labels its namespace operator-status=off
         hands_off = {ns.metadata.name for ns in core.list_namespace(label_selector=f"{OFF_LABEL}=off").items}
@@ -259,6 +302,9 @@ def operator_status(api: client.ApiClient) -> None:
             for obj in items:
                 if obj["metadata"].get("deletionTimestamp") or obj["metadata"].get("namespace") in hands_off:
                     continue
+                if plural in SERVICE_PLURALS and obj["metadata"]["uid"] not in served:
+                    ensure_service(core, obj)
+                    served.add(obj["metadata"]["uid"])
                 want = wanted_status(plural, obj, ready)
                 if same_status(obj.get("status") or {}, want):
                     continue
@@ -267,11 +313,20 @@ def operator_status(api: client.ApiClient) -> None:
                     cond["lastTransitionTime"] = now
                 body = {"status": want}
                 name = obj["metadata"]["name"]
-                if namespaced:
-                    ns = obj["metadata"]["namespace"]
-                    custom.patch_namespaced_custom_object_status(group, version, ns, plural, name, body)
-                else:
-                    custom.patch_cluster_custom_object_status(group, version, plural, name, body)
+                try:
+                    if namespaced:
+                        ns = obj["metadata"]["namespace"]
+                        custom.patch_namespaced_custom_object_status(group, version, ns, plural, name, body)
+                    else:
+                        custom.patch_cluster_custom_object_status(group, version, plural, name, body)
+                except ApiException as exc:
+                    if exc.status != 422:
+                        raise
+                    # the real CRD refuses the status: say so once per object, keep serving the others
+                    if obj["metadata"]["uid"] not in refused:
+                        refused.add(obj["metadata"]["uid"])
+                        LOG.warning("operator-status: %s %s: status refused: %s", plural, name, exc.body)
+                    continue
                 LOG.info("operator-status: %s %s -> %s", plural, name, want["state"])
         STOP.wait(2)
 
