@@ -107,7 +107,7 @@ def scene(request, vanilla, vanilla_kubeconfig, tool_env, fixture_charts, tmp_pa
             except ApiException as err:
                 assert err.status == 404
         for ns in (NEMO_NS, FLYWHEEL_NS):
-            for _ in range(600):
+            for _attempt in range(600):
                 try:
                     core.read_namespace(ns)
                 except ApiException as err:
@@ -124,7 +124,7 @@ def test_every_nemo_url_of_the_flywheel_config_resolves_to_a_service(vanilla, sc
     assert "nemo-gateway" in names
     if mode == "standalone":
         assert {"nemo-entity-store", "nemo-data-store", "nemo-customizer", "nemo-evaluator"} <= names
-        assert {ns for ns, service, _ in found.values() if service != "nemo-gateway"} == {NEMO_NS}
+        assert {ns for ns, service, _port in found.values() if service != "nemo-gateway"} == {NEMO_NS}
     else:
         assert {"nemodatastore", "nemoentitystore", "nemocustomizer", "nemoevaluator"} <= names
     assert "test" not in json.dumps(out["app_config"]["nmp_config"])

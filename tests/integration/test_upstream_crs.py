@@ -43,7 +43,7 @@ def renamed_group(version: str) -> str:
 
 
 def wait_established(ext, name: str) -> None:
-    for _ in range(300):
+    for _attempt in range(300):
         conds = ext.read_custom_resource_definition(name).status.conditions or []
         if any(c.type == "Established" and c.status == "True" for c in conds):
             return
