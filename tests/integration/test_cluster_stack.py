@@ -240,7 +240,11 @@ def test_cluster_uninstall_then_install_from_a_chart_repository(stack, vanilla, 
             "apiVersion": "apps.nvidia.com/v1alpha1",
             "kind": "NIMService",
             "metadata": {"name": "leftover", "finalizers": ["finalizer.nimservice.apps.nvidia.com"]},
-            "spec": {"image": {"repository": "nvcr.io/nim/meta/llama-3.2-1b-instruct", "tag": "1.8.3"}},
+            # the real CRD requires image and authSecret
+            "spec": {
+                "image": {"repository": "nvcr.io/nim/meta/llama-3.2-1b-instruct", "tag": "1.8.3"},
+                "authSecret": "ngc-api",
+            },
         },
     )
 

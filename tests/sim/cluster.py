@@ -162,8 +162,23 @@ def apply_upstream_crds(profile: str, version: str) -> None:
     for f in files:
         args += ["-f", str(f)]
     kubectl(profile, *args)
-    kubectl(profile, "wait", "--for=condition=Established", "--timeout=60s", *(f"crd/{n}" for n in sorted(wanted)))
+    wait_established(profile, wanted)
     log(f"serving the upstream CRDs of NIM Operator {version} and GPU Operator {upstream.GPU_OPERATOR_VERSION}")
+
+
+def wait_established(profile: str, names: set[str], timeout: float = 120) -> None:
+    """Poll until every CRD reports Established (kubectl wait errors out on a CRD with no conditions yet)."""
+    deadline = time.monotonic() + timeout
+    jsonpath = '{range .items[*]}{.metadata.name}{" "}{.status.conditions[?(@.type=="Established")].status}{"\\n"}{end}'
+    while True:
+        proc = kubectl(profile, "get", "crd", "-o", f"jsonpath={jsonpath}", check=False)
+        established = {line.split()[0] for line in proc.stdout.splitlines() if line.split()[1:] == ["True"]}
+        pending = names - established
+        if not pending:
+            return
+        if time.monotonic() > deadline:
+            raise SystemExit(f"[cluster] CRDs not Established in {timeout:.0f}s: {', '.join(sorted(pending))}")
+        time.sleep(0.5)
 
 
 def yaml_name(crd_file: Path) -> str:

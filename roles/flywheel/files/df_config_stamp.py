@@ -25,6 +25,19 @@ import yaml
 ANNOTATION = "dataflywheel.blueprint/config-sha256"
 
 
+class BlockDumper(yaml.SafeDumper):
+    """Multi-line strings (df-config's config.yaml) as literal blocks, as the chart renders them, so
+    helm-diff shows a config change line by line."""
+
+
+def _str(dumper, value):
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+BlockDumper.add_representer(str, _str)
+
+
 def differences(rendered, expected, path=""):
     out = []
     if isinstance(rendered, dict) and isinstance(expected, dict):
@@ -71,7 +84,7 @@ def main():
         if doc.get("kind") == "Deployment" and mounts_df_config(doc):
             meta = doc["spec"]["template"].setdefault("metadata", {})
             meta.setdefault("annotations", {})[ANNOTATION] = digest
-    yaml.safe_dump_all(docs, sys.stdout, sort_keys=False, default_flow_style=False)
+    yaml.dump_all(docs, sys.stdout, Dumper=BlockDumper, sort_keys=False, default_flow_style=False)
 
 
 if __name__ == "__main__":
