@@ -8,7 +8,8 @@ The NeMo chart is the fixture (Service names from NVIDIA's sources, tests/fixtur
 operator mode the Services are the ones the NIM Operator creates, which the local cluster's
 operator-status emulator creates in its place (named like each resource, port spec.expose.service.port).
 Each mode converges once (module-scoped scene): cluster.yml without the GPU/NIM Operator releases,
-Volcano and the flywheel chart, which the check does not need; the NeMo objects are removed afterwards.
+Volcano and the flywheel chart, which the check does not need, in namespaces of its own; they are
+removed afterwards.
 """
 
 from __future__ import annotations
@@ -29,8 +30,10 @@ from tests.integration.services import resolve
 pytestmark = pytest.mark.cluster
 
 ROOT = Path(__file__).resolve().parents[2]
-FLYWHEEL_NS = "data-flywheel"
-NEMO_NS = "nemo"
+# namespaces of their own: the converged stack (test_cluster_stack) uses data-flywheel and nemo, and
+# may run beside this module (parallel test units)
+FLYWHEEL_NS = "fw-modes"
+NEMO_NS = "nemo-modes"
 # the NemoDatastore's Gitea Secrets come from NVIDIA's NeMo dependencies playbook; here: empty stand-ins
 DATASTORE_SECRETS = [
     "nemo-ms-nemo-datastore",
@@ -82,6 +85,8 @@ def scene(request, vanilla, vanilla_kubeconfig, tool_env, fixture_charts, tmp_pa
         "nemo_platform_bundled_nim_operator": False,
         "nemo_platform_volcano_enabled": False,
         "flywheel_enabled": False,
+        "flywheel_prereqs_namespace": FLYWHEEL_NS,
+        "nemo_platform_namespace": NEMO_NS,
         "nemo_mode_out": str(tmp / "out.json"),
     }
     cmd = [
