@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -24,7 +23,6 @@ import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from tests.integration.flywheel_sim import ansible_env
 from tests.integration.services import resolve
 
 pytestmark = pytest.mark.cluster
@@ -56,7 +54,7 @@ def nemo_urls(out: dict) -> list[str]:
 
 
 @pytest.fixture(scope="module", params=sorted(MODES))
-def scene(request, vanilla, vanilla_kubeconfig, tool_env, fixture_charts, tmp_path_factory):
+def scene(request, vanilla, vanilla_kubeconfig, tool_env, fixture_charts, ansible_playbook, tmp_path_factory):
     mode = request.param
     tmp = tmp_path_factory.mktemp(f"nemo-{mode}")
     core = client.CoreV1Api(vanilla)
@@ -71,13 +69,11 @@ def scene(request, vanilla, vanilla_kubeconfig, tool_env, fixture_charts, tmp_pa
                 core.create_namespaced_secret(NEMO_NS, body)
             except ApiException as err:
                 assert err.status == 409
-    env = ansible_env(
-        {
-            **{k: v for k, v in tool_env.items() if k in ("PATH", "HELM_PLUGINS", "KUBECONFIG")},
-            "DFW_KUBECONFIG": vanilla_kubeconfig,
-            "DFW_FIXTURE_CHARTS": fixture_charts,
-        }
-    )
+    env = {
+        **{k: v for k, v in tool_env.items() if k in ("PATH", "HELM_PLUGINS", "KUBECONFIG")},
+        "DFW_KUBECONFIG": vanilla_kubeconfig,
+        "DFW_FIXTURE_CHARTS": fixture_charts,
+    }
     extra = {
         **MODES[mode],
         "gpu_operator_enabled": False,
@@ -89,15 +85,12 @@ def scene(request, vanilla, vanilla_kubeconfig, tool_env, fixture_charts, tmp_pa
         "nemo_platform_namespace": NEMO_NS,
         "nemo_mode_out": str(tmp / "out.json"),
     }
-    cmd = [
-        str(Path(sys.executable).parent / "ansible-playbook"),
-        "-i",
-        str(ROOT / "tests" / "fixtures" / "inventory"),
-        str(ROOT / "tests" / "integration" / "data" / "nemo_mode.yml"),
-        "-e",
-        json.dumps(extra),
-    ]
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
+    proc = ansible_playbook(
+        ROOT / "tests" / "integration" / "data" / "nemo_mode.yml",
+        extra,
+        inventory=ROOT / "tests" / "fixtures" / "inventory",
+        env=env,
+    )
     try:
         assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-2000:]
         yield mode, json.loads((tmp / "out.json").read_text())

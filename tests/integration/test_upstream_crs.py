@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import json
+import sys
 import time
 import uuid
 
@@ -186,3 +187,45 @@ def test_the_cluster_policy_is_accepted_and_needs_its_nine_sections(vanilla, rol
     with pytest.raises(ApiException) as err:
         custom.create_cluster_custom_object("nvidia.com", "v1", "clusterpolicies", policy, dry_run="All")
     assert err.value.status == 422 and "spec.dcgmExporter: Required value" in err.value.body
+
+
+REFUSE = """
+- hosts: localhost
+  gather_facts: false
+  module_defaults:
+    group/dataflywheel.blueprint.k8s:
+      kubeconfig: "{{ kubeconfig }}"
+  tasks:
+    - ansible.builtin.include_role:
+        name: dataflywheel.blueprint.nemo_platform
+"""
+
+
+def test_nemo_platform_refuses_crs_for_the_other_operator_line(
+    vanilla, vanilla_kubeconfig, ansible_playbook, scratch, tmp_path
+):
+    """CRs shaped for one NIM Operator line on a cluster serving the other: the role stops naming
+    nemo_platform_nim_operator_version, before it creates anything."""
+    served = served_version(vanilla)
+    other = next(v for v in upstream.NIM_OPERATOR_VERSIONS if v != served)
+    playbook = tmp_path / "refuse.yml"
+    playbook.write_text(REFUSE)
+    run = ansible_playbook(
+        playbook,
+        {
+            "kubeconfig": vanilla_kubeconfig,
+            "ansible_python_interpreter": sys.executable,
+            "nemo_platform_style": "operator",
+            "nemo_platform_namespace": scratch,
+            "nemo_platform_db_password": "unused",
+            "nemo_platform_volcano_enabled": False,
+            "nemo_platform_nim_operator_version": other.lstrip("v"),
+        },
+        inventory="localhost,",
+        args=["-c", "local"],
+    )
+    out = " ".join(run.stdout.split())
+    assert run.returncode != 0
+    assert f"nemo_platform_nim_operator_version={other.lstrip('v')}" in out, run.stdout[-3000:]
+    assert "Fix: set nemo_platform_nim_operator_version" in out
+    assert client.CoreV1Api(vanilla).list_namespaced_secret(scratch).items == []
