@@ -69,7 +69,7 @@ def fixture_charts(workdir: Path, env: dict) -> dict:
         capture_output=True,
     )
     return {
-        "gpu_operator_chart_ref": f"{out}/gpu-operator-v25.3.4.tgz",
+        "gpu_operator_chart_ref": f"{out}/gpu-operator-v26.7.0.tgz",
         "nim_operator_chart_ref": f"{out}/k8s-nim-operator-3.1.2.tgz",
         "nemo_platform_volcano_chart_ref": f"{out}/volcano-1.9.0.tgz",
         "nemo_platform_chart_ref": f"{out}/nemo-microservices-helm-chart-25.8.0.tgz",

@@ -28,6 +28,8 @@ from pathlib import Path
 import pytest
 from kubernetes import client, config
 
+from tests import upstream
+from tests.integration import role_render
 from tests.sim.search_engine.engine import SearchEngine
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -180,3 +182,15 @@ def pytest_collection_modifyitems(config, items):
         item.add_marker(pytest.mark.xdist_group(units[item.path]))
     # stable sort: the files of a unit stay together and in collection order, heavy units first
     items.sort(key=lambda item: -WEIGHTS.get(units[item.path], DEFAULT_WEIGHT))
+
+
+@pytest.fixture(scope="session")
+def roles_rendered(tmp_path_factory) -> dict:
+    """One render per session: nemo_platform's CRs and the NIM Operator chart values for each NIM
+    Operator version the tests use (guardrails on, so every kind), the flywheel config and values for a
+    remote and a local judge, and every other role's objects and values with their defaults."""
+    return role_render.render(
+        tmp_path_factory.mktemp("render"),
+        render_nim_operator_versions=[v.lstrip("v") for v in upstream.NIM_OPERATOR_VERSIONS],
+        nemo_platform_guardrails_enabled=True,
+    )

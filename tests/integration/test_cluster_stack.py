@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import functools
+import hashlib
 import http.server
 import json
 import re
@@ -22,10 +23,12 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 from kubernetes import client
 
 from tests.integration.flywheel_sim import ansible_env
 from tests.integration.secret_scan import scan_cluster, scan_files, scan_text
+from tests.integration.services import resolve
 
 pytestmark = pytest.mark.cluster
 
@@ -122,6 +125,32 @@ def test_cluster_noop_rerun_changes_nothing_and_restarts_nothing(stack, vanilla)
     assert pod_uids(vanilla) == before
 
 
+def test_cluster_subchart_mode_nemo_urls_resolve_and_pods_were_created_once(stack, vanilla):
+    """NeMo as the flywheel chart's subchart: every NeMo URL of df-config and every upstream behind the NeMo
+    gateway is an existing Service and port; the API and worker pods were created once (no second roll right
+    after the first install) with the rendered config's checksum; one NIM Operator runs (the chart's own is off)."""
+    core, apps = client.CoreV1Api(vanilla), client.AppsV1Api(vanilla)
+    config = yaml.safe_load(core.read_namespaced_config_map("df-config", "data-flywheel").data["config.yaml"])
+    nginx = core.read_namespaced_config_map("nemo-gateway", "data-flywheel").data["nginx.conf"]
+    urls = [config["nmp_config"][k] for k in ("nemo_base_url", "nim_base_url", "datastore_base_url")]
+    urls += re.findall(r'set \$upstream_\d+ "([^"]+)"', nginx)
+    names = {resolve(core, url, "data-flywheel")[1] for url in urls}
+    assert {
+        "nemo-gateway",
+        "data-flywheel-entity-store",
+        "data-flywheel-customizer",
+        "data-flywheel-nim-proxy",
+    } <= names
+    digest = hashlib.sha256(core.read_namespaced_config_map("df-config", "data-flywheel").data["config.yaml"].encode())
+    for name in ("df-api-deployment", "df-celery-worker-deployment", "df-celery-parent-worker-deployment"):
+        deployment = apps.read_namespaced_deployment(name, "data-flywheel")
+        assert deployment.metadata.generation == 1, name
+        annotations = deployment.spec.template.metadata.annotations or {}
+        assert annotations.get("dataflywheel.blueprint/config-sha256") == digest.hexdigest(), name
+    operators = apps.list_deployment_for_all_namespaces(label_selector="app.kubernetes.io/name=k8s-nim-operator").items
+    assert [d.metadata.namespace for d in operators] == ["nim-operator"]
+
+
 def test_cluster_check_diff_reports_nothing_then_exactly_one_change(stack):
     quiet = stack.run("cluster.yml", "--check", "--diff", json_out=True)
     assert quiet.returncode == 0, quiet.stdout[-4000:]
@@ -158,10 +187,14 @@ def test_cluster_check_diff_reports_nothing_then_exactly_one_change(stack):
     assert len(shown) == 1, shown
     diff_text = re.sub(r"\x1b\[[0-9;]*m", "", shown[0])
     # helm-diff marks removed / added lines with "-" / "+" in the first column, context with "  "
-    edits = [line for line in diff_text.splitlines() if re.match(r"^[-+]", line)]
-    assert [re.sub(r"\s+", " ", e) for e in edits] == ["- eval_size: 100", "+ eval_size: 120"], diff_text[-3000:]
-    assert diff_text.startswith("data-flywheel, df-config, ConfigMap (v1) has changed:"), diff_text[:500]
-    assert diff_text.count("has changed:") == 1, diff_text
+    edits = [re.sub(r"\s+", " ", line) for line in diff_text.splitlines() if re.match(r"^[-+]", line)]
+    # the config change, and the roll it causes: the rendered config's new checksum on the three pod templates
+    assert [e for e in edits if "config-sha256" not in e] == ["- eval_size: 100", "+ eval_size: 120"], diff_text[-3000:]
+    assert len([e for e in edits if "dataflywheel.blueprint/config-sha256" in e]) == 6, diff_text[-3000:]
+    assert "data-flywheel, df-config, ConfigMap (v1) has changed:" in diff_text, diff_text[:500]
+    for name in ("df-api-deployment", "df-celery-worker-deployment", "df-celery-parent-worker-deployment"):
+        assert f"data-flywheel, {name}, Deployment (apps) has changed:" in diff_text, diff_text[-3000:]
+    assert diff_text.count("has changed:") == 4, diff_text
 
 
 def test_cluster_no_secret_value_in_output_objects_or_files(stack, vanilla):
@@ -245,7 +278,11 @@ def test_cluster_uninstall_then_install_from_a_chart_repository(stack, vanilla, 
             "apiVersion": "apps.nvidia.com/v1alpha1",
             "kind": "NIMService",
             "metadata": {"name": "leftover", "finalizers": ["finalizer.nimservice.apps.nvidia.com"]},
-            "spec": {"image": {"repository": "nvcr.io/nim/meta/llama-3.2-1b-instruct", "tag": "1.8.3"}},
+            # the real CRD requires image and authSecret
+            "spec": {
+                "image": {"repository": "nvcr.io/nim/meta/llama-3.2-1b-instruct", "tag": "1.8.3"},
+                "authSecret": "ngc-api",
+            },
         },
     )
 

@@ -16,36 +16,26 @@ from pathlib import Path
 
 import pytest
 import yaml
-from kubernetes import client, utils
+from kubernetes import client
 from kubernetes.client.rest import ApiException
 
+from tests import upstream
 from tests.integration.flywheel_sim import ansible_env
 from tests.integration.nemo_sim import call, register_model, stats
 from tests.sim.nemo_platform.simulator import start as start_nemo
 
 ROOT = Path(__file__).resolve().parents[2]
-CRDS = ROOT / "tests" / "fixtures" / "crds"
 RESULTS = json.loads((ROOT / "tests/fixtures/promotion/job_results.json").read_text())
 WINNER = "dfwbp/customized-meta-llama-3.2-3b-instruct@cust-MBwhJ3rRdBDKMuoxeSPxkC"
 NAME = "flywheel-promoted-meta-llama-3-2-3b-instruct"
 GROUP, VERSION, PLURAL = "apps.nvidia.com", "v1alpha1", "nimservices"
 
 
-def nimservice_crd() -> dict:
-    """The NIMService CRD from issue 4's fixture (tests/fixtures/crds/apps.nvidia.com.yaml)."""
-    docs = yaml.safe_load_all((CRDS / "apps.nvidia.com.yaml").read_text())
-    return next(doc for doc in docs if doc and doc["metadata"]["name"] == f"{PLURAL}.{GROUP}")
-
-
 @pytest.fixture(scope="module")
 def crd(vanilla):
-    doc = nimservice_crd()
+    """The NIM Operator's REAL NIMService CRD, which the local cluster serves (tests/sim/cluster.py)."""
+    doc = upstream.crd("NIMService")
     ext = client.ApiextensionsV1Api(vanilla)
-    try:
-        utils.create_from_dict(vanilla, doc)
-    except utils.FailToCreateError as err:
-        if not all(e.status == 409 for e in err.api_exceptions):
-            raise
     for _attempt in range(100):
         conds = ext.read_custom_resource_definition(doc["metadata"]["name"]).status.conditions or []
         if any(c.type == "Established" and c.status == "True" for c in conds):
@@ -104,7 +94,12 @@ class FakeOperator(threading.Thread):
                         "lastTransitionTime": "2026-01-01T00:00:00Z",
                     }
                 ],
-                "model": {"name": obj["metadata"]["name"], "clusterEndpoint": f"{NAME}.{self.namespace}.svc:8000"},
+                # the real CRD requires name, clusterEndpoint and externalEndpoint
+                "model": {
+                    "name": obj["metadata"]["name"],
+                    "clusterEndpoint": f"{NAME}.{self.namespace}.svc:8000",
+                    "externalEndpoint": "",
+                },
             }
             custom.patch_namespaced_custom_object_status(
                 GROUP, VERSION, self.namespace, PLURAL, NAME, {"status": status}

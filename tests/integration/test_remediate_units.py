@@ -27,7 +27,6 @@ from .remediate_run import drop_namespace, fresh_namespace, run_role
 
 pytestmark = pytest.mark.cluster
 ROOT = Path(__file__).resolve().parents[2]
-NIM_CRDS = ROOT / "tests/fixtures/crds/apps.nvidia.com.yaml"
 KYVERNO_CRD = ROOT / "tests/fixtures/crds/kyverno.io_clusterpolicies.yaml"
 PROFILES = ["vanilla", "openshift", "pcai", "nutanix"]
 EVALUATOR = "nemoevaluator-sample"
@@ -177,6 +176,9 @@ def evaluator_cr(ns, endpoint):
                 "serviceAccount": "argo-workflows-executor",
             },
             "vectorDB": {"endpoint": "http://milvus:19530"},
+            "evaluationImages": {
+                "lmEvalHarness": "nvcr.io/nvidia/nemo-microservices/eval-tool-benchmark-lm-eval-harness:0.12.21"
+            },
             "datastore": {"endpoint": "http://nemodatastore-sample:8000/v1/hf"},
             "entitystore": {"endpoint": endpoint},
         },
@@ -219,7 +221,7 @@ class Scene:
         if profile == "vanilla":
             # Broken state of evaluator-entity-store-url: the CR points at an Entity Store in another
             # namespace (what `oc set env` papered over until the next reconcile).
-            kubectl(tool_env, self.kubeconfig, "apply", "--server-side", "-f", str(NIM_CRDS))
+            # the cluster serves the NIM Operator's real CRDs (tests/sim/cluster.py)
             kubectl(
                 tool_env, self.kubeconfig, "wait", "--for=condition=Established", "crd/nemoevaluators.apps.nvidia.com"
             )

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """The local test cluster: a real Kubernetes control plane with kwok nodes, one per profile.
 
-    cluster.py up [--profile vanilla|openshift|pcai|nutanix]   start (or reuse) and print the kubeconfig
+    cluster.py up [--profile vanilla|openshift|pcai|nutanix] [--nim-operator-version v2.0.2|v3.1.2]
+                                                               start (or reuse) and print the kubeconfig
     cluster.py down [--profile P | --all]                      stop and delete
     cluster.py status                                          list clusters and whether they answer
     cluster.py kubeconfig [--profile P]                        print the kubeconfig path
@@ -14,6 +15,12 @@ which plays kubelet for the fake nodes (Pods turn Running, Job Pods Succeeded; n
 runs). Everything listens on 127.0.0.1 only. A profile adds the API surface of a platform
 (tests/sim/profiles/<profile>/*.yaml) and, where a platform controller's visible effect matters, a
 small emulator (tests/sim/emulators.py). See tests/sim/README.md for what is real and what is not.
+
+Every profile serves NVIDIA's REAL CRDs from the shared upstream reference files (tests/upstream.py,
+$DFW_SHARED_DIR or <repo>/../shared): the apps.nvidia.com CRDs of one NIM Operator version (the
+knob: --nim-operator-version or $DFW_NIM_OPERATOR_VERSION) and the GPU Operator's nvidia.com CRDs,
+CEL rules included. Hand-written CRDs remain only where no upstream file exists (profiles' platform
+CRDs, Volcano, Kyverno, OLM).
 """
 
 from __future__ import annotations
@@ -30,6 +37,9 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parents[1]))
+from tests import upstream  # noqa: E402 - the repo root goes on the path first
+
 PROFILES = ("vanilla", "openshift", "pcai", "nutanix")
 CACHE = Path(
     os.environ.get("DFW_CACHE_DIR")
@@ -115,6 +125,66 @@ def profile_digest(profile: str) -> str:
         h.update(f.name.encode())
         h.update(f.read_bytes())
     return h.hexdigest()[:16]
+
+
+def nim_operator_version(wanted: str | None = None) -> str:
+    """The NIM Operator version whose CRDs the cluster serves: --nim-operator-version, else
+    $DFW_NIM_OPERATOR_VERSION, else the newest one the tests use."""
+    version = wanted or os.environ.get("DFW_NIM_OPERATOR_VERSION") or upstream.NIM_OPERATOR_DEFAULT
+    return upstream.check_nim_operator_version(version)
+
+
+def upstream_crd_files(version: str) -> list[Path]:
+    """The REAL apps.nvidia.com (NIM Operator `version`) and nvidia.com (GPU Operator) CRDs, read from
+    the shared upstream reference files (tests/upstream.py), never from a copy in the repository."""
+    return [*upstream.nim_operator_crd_files(version), *upstream.gpu_operator_crd_files()]
+
+
+def upstream_digest(version: str) -> str:
+    h = hashlib.sha256(version.encode())
+    for f in upstream_crd_files(version):
+        h.update(f.name.encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def apply_upstream_crds(profile: str, version: str) -> None:
+    """Serve the NIM Operator `version`'s CRDs and the GPU Operator's, server-side (three v3.1.2 CRDs
+    exceed the 256 KiB client-side annotation limit); apps.nvidia.com CRDs of another version that
+    this one lacks (NIMBuild when going back to v2.0.2) are deleted."""
+    files = upstream_crd_files(version)
+    wanted = {yaml_name(f) for f in files}
+    served = kubectl(profile, "get", "crd", "-o", "jsonpath={.items[*].metadata.name}").stdout.split()
+    extra = [n for n in served if n.endswith(".apps.nvidia.com") and n not in wanted]
+    if extra:
+        kubectl(profile, "delete", "crd", "--wait=true", *extra)
+    args = ["apply", "--server-side", "--force-conflicts", "--field-manager=dfw-sim-upstream-crds"]
+    for f in files:
+        args += ["-f", str(f)]
+    kubectl(profile, *args)
+    wait_established(profile, wanted)
+    log(f"serving the upstream CRDs of NIM Operator {version} and GPU Operator {upstream.GPU_OPERATOR_VERSION}")
+
+
+def wait_established(profile: str, names: set[str], timeout: float = 120) -> None:
+    """Poll until every CRD reports Established (kubectl wait errors out on a CRD with no conditions yet)."""
+    deadline = time.monotonic() + timeout
+    jsonpath = '{range .items[*]}{.metadata.name}{" "}{.status.conditions[?(@.type=="Established")].status}{"\\n"}{end}'
+    while True:
+        proc = kubectl(profile, "get", "crd", "-o", f"jsonpath={jsonpath}", check=False)
+        established = {line.split()[0] for line in proc.stdout.splitlines() if line.split()[1:] == ["True"]}
+        pending = names - established
+        if not pending:
+            return
+        if time.monotonic() > deadline:
+            raise SystemExit(f"[cluster] CRDs not Established in {timeout:.0f}s: {', '.join(sorted(pending))}")
+        time.sleep(0.5)
+
+
+def yaml_name(crd_file: Path) -> str:
+    # file names are <group>_<plural>.yaml, the CRD name is <plural>.<group>
+    group, plural = crd_file.stem.split("_", 1)
+    return f"{plural}.{group}"
 
 
 def marker(profile: str) -> Path:
@@ -395,6 +465,8 @@ def start_emulators(profile: str) -> None:
                 str(HERE / "emulators.py"),
                 "--profile",
                 profile,
+                "--nim-operator-version",
+                json.loads(marker(profile).read_text()).get("nim_operator_version", upstream.NIM_OPERATOR_DEFAULT),
                 "--kubeconfig",
                 str(kubeconfig_path(profile)),
             ],
@@ -440,8 +512,9 @@ def wait_nodes(profile: str, timeout: float = 60) -> None:
         time.sleep(0.5)
 
 
-def up(profile: str) -> None:
+def up(profile: str, nim_version: str | None = None) -> None:
     ensure_binaries()
+    version = nim_operator_version(nim_version)
     name = cluster_name(profile)
     digest = profile_digest(profile)
     state = json.loads(marker(profile).read_text()) if marker(profile).exists() else {}
@@ -464,8 +537,14 @@ def up(profile: str) -> None:
             delete(profile)
         create(profile)
         apply_profile(profile)
-        marker(profile).write_text(json.dumps({"profile": profile, "digest": digest}))
+        state = {"profile": profile, "digest": digest}
+        marker(profile).write_text(json.dumps(state))
     ensure_control_plane(profile)
+    crds = upstream_digest(version)
+    if state.get("upstream_crds") != crds:
+        apply_upstream_crds(profile, version)
+        state.update(nim_operator_version=version, upstream_crds=crds)
+        marker(profile).write_text(json.dumps(state))
     wait_admission_policies(profile)
     start_emulators(profile)
     wait_nodes(profile)
@@ -488,7 +567,8 @@ def status() -> None:
         if marker(profile).exists():
             state = "answering" if answers(profile) else "not answering"
             emu = "emulators running" if pid_alive(emulator_pidfile(profile)) else "emulators stopped"
-            print(f"{cluster_name(profile)}\t{state}\t{emu}\t{kubeconfig_path(profile)}")
+            nim = json.loads(marker(profile).read_text()).get("nim_operator_version", "?")
+            print(f"{cluster_name(profile)}\t{state}\t{emu}\t{kubeconfig_path(profile)}\tNIM Operator CRDs {nim}")
 
 
 def env(profile: str) -> None:
@@ -506,9 +586,15 @@ def main() -> None:
     parser.add_argument("action", choices=["up", "down", "status", "kubeconfig", "env"])
     parser.add_argument("--profile", default=os.environ.get("PROFILE", "vanilla"), choices=PROFILES)
     parser.add_argument("--all", action="store_true", help="with down: every profile")
+    parser.add_argument(
+        "--nim-operator-version",
+        choices=upstream.NIM_OPERATOR_VERSIONS,
+        help="with up: whose apps.nvidia.com CRDs the cluster serves (default $DFW_NIM_OPERATOR_VERSION, "
+        f"else {upstream.NIM_OPERATOR_DEFAULT}); switching re-applies them without recreating the cluster",
+    )
     args = parser.parse_args()
     if args.action == "up":
-        up(args.profile)
+        up(args.profile, args.nim_operator_version)
     elif args.action == "down":
         for profile in PROFILES if args.all else (args.profile,):
             if marker(profile).exists() or (STATE / "kwok" / "clusters" / cluster_name(profile)).exists():

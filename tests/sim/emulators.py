@@ -27,6 +27,9 @@ from pathlib import Path
 from kubernetes import client, config, utils, watch
 from kubernetes.client.rest import ApiException
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from tests import upstream  # noqa: E402 - the repo root goes on the path first
+
 LOG = logging.getLogger("emulators")
 STOP = threading.Event()
 
@@ -54,6 +57,15 @@ def forever(name: str, fn, *args) -> None:
 
 
 # ---------------------------------------------------------------- pv-provisioner
+def volume_source(provisioner: str, pv_name: str, attrs: dict) -> dict:
+    """A CSI source for CSI provisioners; local-path's name is no CSI driver name (it has a slash, which
+    the API refuses there): the host path its provisioner would create."""
+    if "/" in provisioner:
+        return {"host_path": client.V1HostPathVolumeSource(path=f"/opt/local-path-provisioner/{pv_name}")}
+    source = client.V1CSIPersistentVolumeSource(driver=provisioner, volume_handle=pv_name, volume_attributes=attrs)
+    return {"csi": source}
+
+
 def provision(core: client.CoreV1Api, storage: client.StorageV1Api, pvc) -> None:
     sc_name = pvc.spec.storage_class_name
     if not sc_name or pvc.status.phase != "Pending" or pvc.spec.volume_name:
@@ -88,9 +100,7 @@ def provision(core: client.CoreV1Api, storage: client.StorageV1Api, pvc) -> None
                 name=pvc.metadata.name,
                 uid=pvc.metadata.uid,
             ),
-            csi=client.V1CSIPersistentVolumeSource(
-                driver=sc.provisioner, volume_handle=pv_name, volume_attributes=attrs
-            ),
+            **volume_source(sc.provisioner, pv_name, attrs),
         ),
     )
     try:
@@ -198,11 +208,13 @@ def wanted_status(plural: str, obj: dict, ready: str) -> dict:
         status["namespace"] = "gpu-operator"
         return status
     if plural == "nimcaches":
+        # the real CRDs' status schema: conditions are metav1.Conditions (reason non-empty, message present)
         status["conditions"] = [
             {
                 "type": "NIM_CACHE_JOB_COMPLETED",
                 "status": "True" if ok else "False",
-                "reason": "" if ok else "JobFailed",
+                "reason": "JobCompleted" if ok else "JobFailed",
+                "message": "",
             }
         ]
         return status
@@ -215,6 +227,7 @@ def wanted_status(plural: str, obj: dict, ready: str) -> dict:
         status["model"] = {
             "name": meta["name"],
             "clusterEndpoint": f"http://{meta['name']}.{meta['namespace']}.svc.cluster.local:{port}",
+            "externalEndpoint": "",
         }
     return status
 
@@ -233,9 +246,49 @@ def same_status(have: dict, want: dict) -> bool:
 OFF_LABEL = "dfw-sim.emulation/operator-status"
 
 
+# The NIM Operator's Service per NIMService / Nemo* resource: named like the resource, port
+# spec.expose.service.port (default 8000) named "api" (its GetServiceParams, v2.0.2 and v3.1.2).
+SERVICE_PLURALS = {
+    "nimservices",
+    "nemoentitystores",
+    "nemodatastores",
+    "nemocustomizers",
+    "nemoevaluators",
+    "nemoguardrails",
+}
+
+
+def ensure_service(core: client.CoreV1Api, obj: dict) -> None:
+    meta = obj["metadata"]
+    port = (((obj.get("spec") or {}).get("expose") or {}).get("service") or {}).get("port") or 8000
+    owner = client.V1OwnerReference(
+        api_version=obj["apiVersion"], kind=obj["kind"], name=meta["name"], uid=meta["uid"], controller=True
+    )
+    body = client.V1Service(
+        metadata=client.V1ObjectMeta(
+            name=meta["name"],
+            namespace=meta["namespace"],
+            labels={"app.kubernetes.io/name": meta["name"], "dfw-sim.emulation/created-by": "operator-status"},
+            owner_references=[owner],
+        ),
+        spec=client.V1ServiceSpec(
+            selector={"app": meta["name"]},
+            ports=[client.V1ServicePort(name="api", port=int(port), target_port="api")],
+        ),
+    )
+    try:
+        core.create_namespaced_service(meta["namespace"], body)
+        LOG.info("operator-status: Service %s/%s port %s", meta["namespace"], meta["name"], port)
+    except ApiException as exc:
+        if exc.status != 409:
+            raise
+
+
 def operator_status(api: client.ApiClient) -> None:
     custom = client.CustomObjectsApi(api)
     core = client.CoreV1Api(api)
+    served: set[str] = set()
+    refused: set[str] = set()
     while not STOP.is_set():
         # a test that plays the operator itself labels its namespace operator-status=off
         hands_off = {ns.metadata.name for ns in core.list_namespace(label_selector=f"{OFF_LABEL}=off").items}
@@ -249,6 +302,9 @@ def operator_status(api: client.ApiClient) -> None:
             for obj in items:
                 if obj["metadata"].get("deletionTimestamp") or obj["metadata"].get("namespace") in hands_off:
                     continue
+                if plural in SERVICE_PLURALS and obj["metadata"]["uid"] not in served:
+                    ensure_service(core, obj)
+                    served.add(obj["metadata"]["uid"])
                 want = wanted_status(plural, obj, ready)
                 if same_status(obj.get("status") or {}, want):
                     continue
@@ -257,28 +313,42 @@ def operator_status(api: client.ApiClient) -> None:
                     cond["lastTransitionTime"] = now
                 body = {"status": want}
                 name = obj["metadata"]["name"]
-                if namespaced:
-                    ns = obj["metadata"]["namespace"]
-                    custom.patch_namespaced_custom_object_status(group, version, ns, plural, name, body)
-                else:
-                    custom.patch_cluster_custom_object_status(group, version, plural, name, body)
+                try:
+                    if namespaced:
+                        ns = obj["metadata"]["namespace"]
+                        custom.patch_namespaced_custom_object_status(group, version, ns, plural, name, body)
+                    else:
+                        custom.patch_cluster_custom_object_status(group, version, plural, name, body)
+                except ApiException as exc:
+                    if exc.status != 422:
+                        raise
+                    # the real CRD refuses the status: say so once per object, keep serving the others
+                    if obj["metadata"]["uid"] not in refused:
+                        refused.add(obj["metadata"]["uid"])
+                        LOG.warning("operator-status: %s %s: status refused: %s", plural, name, exc.body)
+                    continue
                 LOG.info("operator-status: %s %s -> %s", plural, name, want["state"])
         STOP.wait(2)
 
 
 # ---------------------------------------------------------------- olm-subscription
-# The CRDs each package's bundle owns; OLM installs them with the CSV (here: the fixture CRDs).
-OLM_OWNED_CRDS = {
-    "gpu-operator-certified": ["nvidia.com_clusterpolicies.yaml"],
-    "nim-operator-certified": ["apps.nvidia.com.yaml"],
-}
-FIXTURE_CRDS = Path(__file__).resolve().parents[1] / "fixtures" / "crds"
+# The CRDs each package's bundle owns; OLM installs them with the CSV (here: upstream's real CRDs,
+# which the cluster already serves from its start, so this is a no-op unless a test deleted them).
+NIM_OPERATOR_VERSION = upstream.NIM_OPERATOR_DEFAULT
+
+
+def olm_owned_crds(package: str) -> list[Path]:
+    if package == "gpu-operator-certified":
+        return upstream.gpu_operator_crd_files()
+    if package == "nim-operator-certified":
+        return upstream.nim_operator_crd_files(NIM_OPERATOR_VERSION)
+    return []
 
 
 def install_owned_crds(api: client.ApiClient, package: str) -> None:
-    for name in OLM_OWNED_CRDS.get(package, []):
+    for path in olm_owned_crds(package):
         try:
-            utils.create_from_yaml(api, str(FIXTURE_CRDS / name))
+            utils.create_from_yaml(api, str(path))
         except utils.FailToCreateError as err:
             if not all(e.status == 409 for e in err.api_exceptions):
                 raise
@@ -337,7 +407,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--profile", required=True, choices=sorted(LOOPS))
     parser.add_argument("--kubeconfig", required=True)
+    parser.add_argument("--nim-operator-version", default=upstream.NIM_OPERATOR_DEFAULT)
     args = parser.parse_args()
+    global NIM_OPERATOR_VERSION  # noqa: PLW0603 - set once at start-up, read by the OLM loop
+    NIM_OPERATOR_VERSION = args.nim_operator_version
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stdout)
     signal.signal(signal.SIGTERM, lambda *_: STOP.set())
     api = config.new_client_from_config(config_file=args.kubeconfig)

@@ -15,6 +15,9 @@ environment variable DFW_POD_PATCH:
                         gets the annotation dataflywheel.blueprint/secrets-sha256, a digest of exactly the
                         Secrets it reads, so a rotated key rolls the Pods that read it and nothing else
 
+DFW_POST_RENDER_NEXT, when set, names the release's own post-renderer: it gets this script's output
+and its output and exit status are the result.
+
 Only the controller's Python and PyYAML are needed (what Ansible itself runs on).
 """
 
@@ -27,6 +30,7 @@ import hashlib
 import json
 import os
 import re
+import subprocess
 import sys
 
 import yaml
@@ -146,8 +150,16 @@ def render(text, config):
 
 def main():
     config = json.loads(os.environ.get("DFW_POD_PATCH") or "{}")
-    sys.stdout.write(render(sys.stdin.read(), config))
+    rendered = render(sys.stdin.read(), config)
+    # a release's own post-renderer (e.g. the flywheel's df-config check) reads what this one wrote
+    following = os.environ.get("DFW_POST_RENDER_NEXT")
+    if not following:
+        sys.stdout.write(rendered)
+        return 0
+    result = subprocess.run([following], input=rendered.encode("utf-8"), stdout=subprocess.PIPE, check=False)
+    sys.stdout.write(result.stdout.decode("utf-8"))
+    return result.returncode
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
