@@ -37,10 +37,9 @@ ROLES = sorted(p.name for p in ROLES_DIR.iterdir() if p.is_dir())
 # longest first, so flywheel_run_x belongs to flywheel_run, not flywheel
 PREFIXES = sorted(ROLES, key=len, reverse=True)
 CODE_DIRS = ("tasks", "templates", "defaults", "vars", "handlers")
-# module and filter names read like variables in prose and messages; they are not
-PLUGINS = {p.stem for p in (ROOT / "plugins").rglob("*.py")} | {
-    name for p in (ROOT / "plugins" / "filter").glob("*.yml") for name in [p.stem]
-}
+# module names read like variables in prose and messages; they are not (filter names are only ever used
+# after '|' or '.', which the reading below skips, and several share a name with the fact they compute)
+PLUGINS = {p.stem for p in (ROOT / "plugins" / "modules").glob("*.py")}
 
 
 @dataclass
