@@ -27,6 +27,7 @@ description:
   - O(state=absent) deletes the records of a workload and/or client (delete-by-query).
 author: dataflywheel.blueprint maintainers (@dataflywheel)
 extends_documentation_fragment:
+  - dataflywheel.blueprint.rest_api.es
   - dataflywheel.blueprint.flywheel_es
 attributes:
   check_mode:

@@ -19,6 +19,7 @@ description:
     such a job.
 author: dataflywheel.blueprint maintainers (@dataflywheel)
 extends_documentation_fragment:
+  - dataflywheel.blueprint.rest_api.es
   - dataflywheel.blueprint.flywheel_es
 attributes:
   check_mode:
