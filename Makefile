@@ -22,12 +22,8 @@ $(VENV)/.installed: requirements.txt requirements-test.txt
 	$(BIN)/pip install --quiet -r requirements-test.txt
 	touch $@
 
-.collections/ansible_collections/dataflywheel/blueprint:
-	mkdir -p .collections/ansible_collections/dataflywheel
-	ln -sfn ../../.. $@
-
 .PHONY: venv
-venv: $(VENV)/.installed .collections/ansible_collections/dataflywheel/blueprint ## Python env with ansible, molecule, linters
+venv: $(VENV)/.installed ## Python env with ansible, molecule, linters
 
 # ---------------------------------------------------------------- local test cluster
 .PHONY: binaries
@@ -98,7 +94,7 @@ SANITY_ROOT := .cache/sanity/ansible_collections/dataflywheel/blueprint
 sanity: venv ## ansible-test sanity on a copy of the collection in an ansible_collections tree
 	$(PY) tests/tools/install_get_pip_standin.py
 	rm -rf .cache/sanity && mkdir -p $(SANITY_ROOT)
-	git ls-files -z --cached --others --exclude-standard | xargs -0 -I{} cp --parents {} $(SANITY_ROOT)/
+	git ls-files -z --cached --others --exclude-standard | grep -zv '^collections/' | xargs -0 -I{} cp --parents {} $(SANITY_ROOT)/
 	cd $(SANITY_ROOT) && git init -q && git add -A && \
 	  $(CURDIR)/$(BIN)/ansible-test sanity --python $$($(CURDIR)/$(PY) -c 'import sys; print("%d.%d" % sys.version_info[:2])') \
 	    --local --color no --exclude tests/sim/ --exclude tests/tools/ --exclude tests/fixtures/
@@ -153,7 +149,7 @@ report-screenshot: ## PNG of reports/local-cluster/report.html with Debian's hea
 
 .PHONY: clean
 clean: cluster-down ## remove the venv and local caches of this checkout (not the binary cache)
-	rm -rf $(VENV) .collections .cache tests/output .pytest_cache
+	rm -rf $(VENV) .cache tests/output .pytest_cache
 
 .PHONY: bench-cluster
 bench-cluster: venv ## benchmark: wall time and API requests of a no-op rerun of playbooks/cluster.yml

@@ -35,7 +35,7 @@ def context(tmp_path_factory) -> Path:
     shutil.copytree(
         ROOT,
         work,
-        ignore=shutil.ignore_patterns(".venv", ".collections", ".cache", ".git", "reports", "__pycache__", ".*_cache"),
+        ignore=shutil.ignore_patterns(".venv", "collections", ".cache", ".git", "reports", "__pycache__", ".*_cache"),
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
     env["ANSIBLE_CONFIG"] = str(tmp / "none.cfg")

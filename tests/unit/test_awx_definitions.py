@@ -71,9 +71,12 @@ def test_job_templates_reference_real_playbooks_surveys_and_credentials():
 
 def test_workflow_runs_the_stages_of_site_yml_in_order():
     by_name = {jt["name"]: jt["playbook"] for jt in DEFS["dfw_awx_job_templates"]}
-    site = [entry["ansible.builtin.import_playbook"] for entry in yaml.safe_load((ROOT / "site.yml").read_text())]
+    site = [
+        f"playbooks/{entry['ansible.builtin.import_playbook']}"
+        for entry in yaml.safe_load((ROOT / "playbooks" / "site.yml").read_text())
+    ]
     assert [by_name[s] for s in DEFS["dfw_awx_workflow"]["stages"]] == site
-    site_jt = next(jt for jt in DEFS["dfw_awx_job_templates"] if jt["playbook"] == "site.yml")
+    site_jt = next(jt for jt in DEFS["dfw_awx_job_templates"] if jt["playbook"] == "playbooks/site.yml")
     assert set(site_jt["credentials"]) == {"kubernetes", "vault", "machine", "flywheel_api"}
 
 
