@@ -115,6 +115,35 @@ def fragment(service, primary=True, url_help=None):
             type="path",
         )
     )
+    options[option_name(service, "service")] = dict(
+        description=[
+            "The Kubernetes Service that serves %s, used when O(%s) is not set: the module finds what the "
+            "platform exposes for it (an OpenShift Route, an Istio VirtualService host, an Ingress, a LoadBalancer "
+            "address or a NodePort), keeps the first address that answers from the controller and, where none "
+            "does, opens a port-forward to a ready Pod of the Service through the Kubernetes API for as long as "
+            "the module runs." % (title, option_name(service, "url")),
+            "The Kubernetes API is reached with the module's Kubernetes connection options (O(kubeconfig), "
+            "O(context), O(host), ... and the E(K8S_AUTH_*) variables), as kubernetes.core does.",
+            "Through a port-forward the URL is C(127.0.0.1); with O(%s.scheme=https) the certificate must then be "
+            "valid for that address, or its check turned off." % option_name(service, "service"),
+        ],
+        type="dict",
+        suboptions=dict(
+            namespace=dict(description="Namespace of the Service.", type="str", required=True),
+            name=dict(description="Name of the Service.", type="str", required=True),
+            port=dict(
+                description="The Service port, by number or name; may be left out when the Service has one port.",
+                type="raw",
+            ),
+            scheme=dict(
+                description="V(http) or V(https); by default V(https) for port 443 or 8443 or a port named "
+                "C(https*), else V(http). A Route or Ingress with TLS is always V(https).",
+                type="str",
+                choices=["http", "https"],
+            ),
+            path=dict(description="Path prefix added to the URL found, for example C(/v1).", type="str", default=""),
+        ),
+    )
     if primary:
         options["request_timeout"] = dict(
             description="Seconds to wait for one HTTP answer.",
@@ -128,14 +157,6 @@ def fragment(service, primary=True, url_help=None):
             ],
             type="int",
             default=DEFAULT_RETRIES,
-        )
-        options["validate_certs"] = dict(
-            description=[
-                "Former name of O(%s): V(false) turns off the certificate check of %s, with a warning, "
-                "when O(%s) is unset."
-                % ((option_name(service, "validate_certs"), title) + (option_name(service, "validate_certs"),)),
-            ],
-            type="bool",
         )
     # JSON is YAML: the fragment text is generated from the same table as the argument_spec.
     return json.dumps({"options": options}, indent=2, sort_keys=True)

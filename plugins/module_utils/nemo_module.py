@@ -23,10 +23,11 @@ def nemo_client(module, base_url, client_class):
 
 
 def job_reference(module, kind):
-    """(base_url, job_id) from job_id/nemo_base_url or from a flywheel result's nmp_uri of `kind`;
-    fails the module with the fix when the URI is of the other kind or no base URL is known."""
+    """(base URL of the nmp_uri or None, job_id) from job_id or a flywheel result's nmp_uri of `kind`;
+    fails the module with the fix when the URI is of the other kind. nemo_url and nemo_service win over
+    the URI's base (its host is usually the in-cluster one), see rest_options.resolve_url."""
     p = module.params
-    base_url, job_id = p["nemo_url"], p["job_id"]
+    base_url, job_id = None, p["job_id"]
     if p["nmp_uri"]:
         try:
             uri_base, uri_kind, job_id = parse_nmp_uri(p["nmp_uri"])
@@ -38,5 +39,5 @@ def job_reference(module, kind):
                 msg="nmp_uri=%r points at %s %s job; use %s for it"
                 % (p["nmp_uri"], article, uri_kind, JOB_MODULES.get(uri_kind, "the module for that kind"))
             )
-        base_url = base_url or uri_base
+        base_url = uri_base
     return base_url, job_id

@@ -21,6 +21,7 @@ import copy
 from ansible.module_utils.basic import env_fallback
 from ansible.module_utils.six.moves.urllib.parse import urlparse
 
+from ansible_collections.dataflywheel.blueprint.plugins.module_utils import k8s_connection, k8s_service
 from ansible_collections.dataflywheel.blueprint.plugins.module_utils.rest import RestClient
 
 # Per service: what it is (for messages and docs), an example URL, the per-module defaults, and
@@ -123,18 +124,19 @@ def service_spec(service, primary=True):
         if names:
             opt["aliases"] = names
         spec[option_name(service, field)] = opt
+    spec[option_name(service, "service")] = dict(type="dict", options=copy.deepcopy(k8s_service.SERVICE_SPEC))
     if primary:
         spec["request_timeout"] = dict(type="int", default=SERVICES[service]["request_timeout"])
         spec["retries"] = dict(type="int", default=DEFAULT_RETRIES)
-        # The name earlier releases gave this service's certificate check (see resolve_validate_certs).
-        spec["validate_certs"] = dict(type="bool")
     return spec
 
 
 def argument_spec(primary, *secondary, **extra):
     """The connection options of a module that talks to `primary` (and to `secondary` services,
-    whose TLS settings default to the primary's), updated with the module's own `extra` options."""
-    spec = service_spec(primary, primary=True)
+    whose TLS settings default to the primary's): kubernetes.core's Kubernetes connection (to find
+    and reach in-cluster Services), each service's options, then the module's own `extra` options."""
+    spec = k8s_connection.argument_spec()
+    spec.update(service_spec(primary, primary=True))
     for service in secondary:
         spec.update(service_spec(service, primary=False))
     spec.update(copy.deepcopy(extra))
@@ -169,34 +171,62 @@ def resolve_validate_certs(module, service, tls_from=None):
             return p[option_name(name, "validate_certs")]
     if p.get("validate_certs") is False:
         module.warn(
-            "validate_certs=false turns off certificate verification of %s; set %s to decide it "
-            "on its own" % (SERVICES[service]["title"], option_name(service, "validate_certs"))
+            "validate_certs (the Kubernetes API's) is off, and so it also turns off certificate verification "
+            "of %s, as it did before %s existed; set %s to decide it on its own"
+            % ((SERVICES[service]["title"],) + (option_name(service, "validate_certs"),) * 2)
         )
         return False
     return True
 
 
+def resolve_url(module, service, base_url=None):
+    """(URL, how it was found): the <service>_url option (or its variables) wins; else the Service
+    named by <service>_service, found or port-forwarded (module_utils.k8s_service); else
+    `base_url` (a URL the module found another way, e.g. in an nmp_uri); else the module fails."""
+    p = module.params
+    url_option = option_name(service, "url")
+    if p.get(url_option):
+        return p[url_option], None
+    ref = p.get(option_name(service, "service"))
+    if ref:
+        where = "%s/%s" % (ref["namespace"], ref["name"])
+
+        def find(api):
+            url, how, _forward = k8s_service.reach(api, ref)
+            module.debug("%s: Service %s reached through %s" % (url_option, where, how))
+            return url, how
+
+        return k8s_connection.call_api(
+            module,
+            find,
+            "while looking up Service %s (%s)" % (where, option_name(service, "service")),
+            expected=(k8s_service.ServiceError,),
+        )
+    if base_url:
+        return base_url, None
+    info = SERVICES[service]
+    former = aliases(service, "url", True)
+    module.fail_json(
+        msg="%s%s is required: set it or %s to the URL of %s (for example %s), or %s to the Service that serves it"
+        % (
+            url_option,
+            " (or %s)" % ", ".join(former) if former else "",
+            env_names(service, "url")[0],
+            info["title"],
+            info["example"],
+            option_name(service, "service"),
+        )
+    )
+
+
 def rest_client(module, service, base_url=None, tls_from=None, client_class=RestClient, **kwargs):
-    """The REST client for `service` from the module's parameters: URL (or `base_url`, for a URL
-    found another way), token, headers, TLS, timeout and retries. Fails the module with the option
-    to set when the URL is missing or not http(s). `kwargs` go to `client_class`."""
+    """The REST client for `service` from the module's parameters: URL (resolve_url), token, headers,
+    TLS, timeout and retries. Fails the module with the option to set when the URL is missing or not
+    http(s). `kwargs` go to `client_class`."""
     p = module.params
     info = SERVICES[service]
-    url_option = option_name(service, "url")
-    url = base_url or p.get(url_option)
-    if not url:
-        former = aliases(service, "url", True)
-        module.fail_json(
-            msg="%s%s is required: set it or %s to the URL of %s (for example %s)"
-            % (
-                url_option,
-                " (or %s)" % ", ".join(former) if former else "",
-                env_names(service, "url")[0],
-                info["title"],
-                info["example"],
-            )
-        )
-    check_url(module, url_option, url, info["example"])
+    url, how = resolve_url(module, service, base_url)
+    check_url(module, option_name(service, "url"), url, info["example"])
     ca_path = p.get(option_name(service, "ca_path")) or (tls_from and p.get(option_name(tls_from, "ca_path")))
     client = client_class(
         url,
@@ -209,6 +239,7 @@ def rest_client(module, service, base_url=None, tls_from=None, client_class=Rest
         user_agent="dataflywheel.blueprint/%s" % module._name,
         **kwargs,
     )
+    client.via = how
     client.tls_hint = "Set %s (or %s) to the PEM file of the CA that signed the certificate of %s." % (
         option_name(service, "ca_path"),
         env_names(service, "ca_path")[0],

@@ -20,6 +20,7 @@ extends_documentation_fragment:
   - dataflywheel.blueprint.rest_api.flywheel
   - dataflywheel.blueprint.rest_api.nemo_diagnosis
   - dataflywheel.blueprint.rest_api.wait
+  - kubernetes.core.k8s_auth_options
 attributes:
   check_mode:
     support: full

@@ -29,6 +29,7 @@ author: dataflywheel.blueprint maintainers (@dataflywheel)
 extends_documentation_fragment:
   - dataflywheel.blueprint.rest_api.es
   - dataflywheel.blueprint.flywheel_es
+  - kubernetes.core.k8s_auth_options
 attributes:
   check_mode:
     support: full

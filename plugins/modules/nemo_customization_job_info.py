@@ -23,6 +23,7 @@ author: dataflywheel.blueprint maintainers (@dataflywheel)
 extends_documentation_fragment:
   - dataflywheel.blueprint.rest_api.nemo
   - dataflywheel.blueprint.rest_api.wait
+  - kubernetes.core.k8s_auth_options
 attributes:
   check_mode:
     support: full
@@ -149,7 +150,7 @@ def main():
         else:
             status = client.customization_status(job_id)
             if status is None:
-                module.fail_json(msg="Customization job %s not found at %s" % (job_id, base_url))
+                module.fail_json(msg="Customization job %s not found at %s" % (job_id, client.rest.base_url))
         detail = client.get_customization(job_id) or {}
     except NemoWaitTimeout as err:
         module.fail_json(

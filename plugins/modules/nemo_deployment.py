@@ -25,6 +25,7 @@ author: dataflywheel.blueprint maintainers (@dataflywheel)
 extends_documentation_fragment:
   - dataflywheel.blueprint.rest_api.nemo
   - dataflywheel.blueprint.rest_api.wait
+  - kubernetes.core.k8s_auth_options
 attributes:
   check_mode:
     support: full

@@ -27,6 +27,7 @@ author: dataflywheel.blueprint maintainers (@dataflywheel)
 extends_documentation_fragment:
   - dataflywheel.blueprint.rest_api.nemo
   - dataflywheel.blueprint.rest_api.wait
+  - kubernetes.core.k8s_auth_options
 attributes:
   check_mode:
     support: full
@@ -236,7 +237,7 @@ def main():
         if job_id:
             job = client.get_evaluation(job_id)
             if job is None:
-                module.fail_json(msg="Evaluation job %s not found at %s (deleted?)" % (job_id, base_url))
+                module.fail_json(msg="Evaluation job %s not found at %s (deleted?)" % (job_id, client.rest.base_url))
         else:
             target = build_target(p)
             job = client.find_evaluation(p["config"], target) if p["reuse"] else None

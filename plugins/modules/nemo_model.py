@@ -22,6 +22,7 @@ author:
   - dataflywheel.blueprint maintainers (@dataflywheel)
 extends_documentation_fragment:
   - dataflywheel.blueprint.rest_api.entity_store
+  - kubernetes.core.k8s_auth_options
 options:
   namespace:
     description: Entity Store namespace of the model (e.g. C(meta)).

@@ -26,6 +26,7 @@ attributes:
     description: Nothing is changed.
 extends_documentation_fragment:
   - dataflywheel.blueprint.rest_api.nim
+  - kubernetes.core.k8s_auth_options
 options:
   model:
     description: Model id to wait for and to ask, for example C(dfwbp/customized-meta-llama-3.2-1b-instruct@cust-...).

@@ -20,6 +20,7 @@ import uuid
 import pytest
 import yaml
 from ansible.module_utils import basic
+from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
 from kubernetes import client
 
 from ansible_collections.dataflywheel.blueprint.plugins.module_utils.rest_options import (
@@ -175,11 +176,6 @@ def _options(spec: dict, prefix=""):
             yield from _options(opt["options"], prefix + name + ".")
 
 
-def _env_fallback(opt: dict) -> list:
-    fallback = opt.get("fallback") or ()
-    return list(fallback[1]) if len(fallback) > 1 else []
-
-
 def test_certificate_verification_is_never_off_by_default():
     specs = module_argument_specs()
     assert {"flywheel_job", "flywheel_job_info", "nemo_model"} <= set(specs), sorted(specs)
@@ -189,8 +185,8 @@ def test_certificate_verification_is_never_off_by_default():
         for name, opt in names.items():
             leaf = name.rsplit(".", 1)[-1]
             if leaf in VERIFY_OPTIONS or leaf.endswith("_validate_certs"):
-                if opt.get("default") is None and _env_fallback(opt) == ["K8S_AUTH_VERIFY_SSL"]:
-                    # Kubernetes connection settings (module_utils/k8s_auth): unset means the kubeconfig's
+                if name == "validate_certs" and opt == AUTH_ARG_SPEC["validate_certs"]:
+                    # kubernetes.core's connection option (K8S_AUTH_VERIFY_SSL): unset means the kubeconfig's
                     # own setting, or for host + api_key the kubernetes client's default, which verifies.
                     assert client.Configuration().verify_ssl is True
                     continue
