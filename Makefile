@@ -68,12 +68,10 @@ demo: venv binaries search-engine ## bring up the local cluster and simulators, 
 
 # ---------------------------------------------------------------- AWX execution environment
 .PHONY: ee-context
-ee-context: venv ## execution environment build context in .cache/ee/context (ansible-builder create; then podman build)
+ee-context: venv ## execution environment build context in .cache/ee/context (what `ansible-builder build` builds)
 	rm -rf .cache/ee && mkdir -p .cache/ee
-	$(BIN)/ansible-galaxy collection build --force --output-path .cache/ee . >/dev/null
-	mv .cache/ee/dataflywheel-blueprint-*.tar.gz .cache/ee/dataflywheel-blueprint.tar.gz
 	$(BIN)/ansible-builder create -f execution-environment.yml -c .cache/ee/context --output-filename Containerfile
-	@echo "build it with: podman build -t dataflywheel-ee:$$(sed -n 's/^version: //p' galaxy.yml) .cache/ee/context"
+	@echo "build it with: ansible-builder build -f execution-environment.yml -t dataflywheel-ee:$$(sed -n 's/^version: //p' galaxy.yml)"
 
 # ---------------------------------------------------------------- tests
 PY_PATHS := $(wildcard plugins tests)
@@ -83,6 +81,15 @@ lint: venv ## ruff, yamllint, ansible-lint (production profile)
 	$(BIN)/ruff format --check $(PY_PATHS) || { echo "run: make fmt"; exit 1; }
 	$(BIN)/yamllint --strict .
 	$(BIN)/ansible-lint --offline --profile production
+	$(BIN)/antsibull-changelog lint
+
+.PHONY: changelog
+changelog: venv ## fold changelogs/fragments into the release of galaxy.yml's version; rewrite CHANGELOG.rst
+	$(BIN)/antsibull-changelog release --version $$(sed -n 's/^version: //p' galaxy.yml) --update-existing
+
+.PHONY: docs
+docs: venv ## regenerate docs/troubleshooting.md's unit table from the units' Symptom/Cause/Fix/Check blocks
+	$(PY) tests/tools/troubleshooting.py
 
 .PHONY: fmt
 fmt: venv ## format Python with ruff
