@@ -102,6 +102,8 @@ sanity: venv ## ansible-test sanity on a copy of the collection in an ansible_co
 	$(PY) tests/tools/install_get_pip_standin.py
 	rm -rf .cache/sanity && mkdir -p $(SANITY_ROOT)
 	git ls-files -z --cached --others --exclude-standard | grep -zv '^collections/' | xargs -0 -I{} cp --parents {} $(SANITY_ROOT)/
+	# kubernetes.core beside it: the modules use its doc fragment and module_utils (galaxy.yml dependency)
+	mkdir -p .cache/sanity/ansible_collections/kubernetes && cp -r $$($(PY) -c 'import ansible_collections.kubernetes.core as c; print(list(c.__path__)[0])') .cache/sanity/ansible_collections/kubernetes/core
 	cd $(SANITY_ROOT) && git init -q && git add -A && \
 	  $(CURDIR)/$(BIN)/ansible-test sanity --python $$($(CURDIR)/$(PY) -c 'import sys; print("%d.%d" % sys.version_info[:2])') \
 	    --local --color no --exclude tests/sim/ --exclude tests/tools/ --exclude tests/fixtures/

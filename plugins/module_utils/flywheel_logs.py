@@ -24,11 +24,11 @@ import hashlib
 import json
 import math
 import re
-import time
 
 from ansible.module_utils.basic import env_fallback
 from ansible.module_utils.six.moves.urllib.parse import quote
 
+from ansible_collections.dataflywheel.blueprint.plugins.module_utils.rest_options import argument_spec, rest_client
 from ansible_collections.dataflywheel.blueprint.plugins.module_utils.rest import (
     RETRYABLE_STATUS,
     RestClient,
@@ -357,43 +357,22 @@ class SearchClient(RestClient):
     is safe to repeat: bulk uses `create` with content ids)."""
 
     retry_status = (429,) + RETRYABLE_STATUS
-    tls_hint = "Set ca_path (or FLYWHEEL_ES_CA_PATH) to the CA that signed the Elasticsearch certificate."
+    tls_hint = "Set es_ca_path (or DFW_ES_CA_PATH) to the CA that signed the Elasticsearch certificate."
 
-    def __init__(
-        self,
-        base_url,
-        username=None,
-        password=None,
-        api_key=None,
-        validate_certs=True,
-        ca_path=None,
-        timeout=60,
-        retries=5,
-        sleep=time.sleep,
-        rng=None,
-        user_agent="dataflywheel.blueprint",
-    ):
-        super(SearchClient, self).__init__(
-            base_url,
-            validate_certs=validate_certs,
-            ca_path=ca_path,
-            timeout=timeout,
-            retries=retries,
-            sleep=sleep,
-            rng=rng,
-            user_agent=user_agent,
-        )
+    def __init__(self, base_url, username=None, password=None, api_key=None, timeout=60, **kwargs):
+        super(SearchClient, self).__init__(base_url, timeout=timeout, **kwargs)
         self.username = username
         self.password = password
         self.api_key = api_key
 
     def _authorization(self):
+        """An API key, else basic auth, else a bearer token (es_token)."""
         if self.api_key:
             return "ApiKey %s" % self.api_key
         if self.username:
             token = base64.b64encode(("%s:%s" % (self.username, self.password or "")).encode("utf-8"))
             return "Basic %s" % token.decode("ascii")
-        return None
+        return super(SearchClient, self)._authorization()
 
     def _http_error(self, method, url, status, raw, reason):
         detail = describe_error(parse_body(raw), raw, status)
@@ -589,18 +568,16 @@ def describe_error(parsed, raw=b"", status=None):
 
 
 # ------------------------------------------------------------------ module glue
-def connection_args():
-    """The argument_spec of the modules that talk to the log index (see doc fragment flywheel_es)."""
-    return dict(
-        es_url=dict(type="str", required=True, fallback=(env_fallback, ["FLYWHEEL_ES_URL", "ELASTICSEARCH_URL"])),
-        es_username=dict(type="str", fallback=(env_fallback, ["FLYWHEEL_ES_USERNAME"])),
-        es_password=dict(type="str", no_log=True, fallback=(env_fallback, ["FLYWHEEL_ES_PASSWORD"])),
-        es_api_key=dict(type="str", no_log=True, fallback=(env_fallback, ["FLYWHEEL_ES_API_KEY"])),
+def connection_args(**extra):
+    """The argument_spec of the modules that talk to the log index (doc fragments rest_api.es and
+    flywheel_es), with the module's own `extra` options."""
+    return argument_spec(
+        "es",
+        es_username=dict(type="str", fallback=(env_fallback, ["DFW_ES_USERNAME", "FLYWHEEL_ES_USERNAME"])),
+        es_password=dict(type="str", no_log=True, fallback=(env_fallback, ["DFW_ES_PASSWORD", "FLYWHEEL_ES_PASSWORD"])),
+        es_api_key=dict(type="str", no_log=True, fallback=(env_fallback, ["DFW_ES_API_KEY", "FLYWHEEL_ES_API_KEY"])),
         index=dict(type="str", default=DEFAULT_INDEX, fallback=(env_fallback, ["ES_COLLECTION_NAME"])),
-        validate_certs=dict(type="bool", default=True, fallback=(env_fallback, ["FLYWHEEL_ES_VALIDATE_CERTS"])),
-        ca_path=dict(type="path", fallback=(env_fallback, ["FLYWHEEL_ES_CA_PATH"])),
-        request_timeout=dict(type="int", default=60),
-        retries=dict(type="int", default=5),
+        **extra,
     )
 
 
@@ -609,11 +586,6 @@ INDEX_NAME = re.compile(r"^[a-z0-9][a-z0-9_.+-]*$")
 
 def client_from(module):
     p = module.params
-    if not p["es_url"].startswith(("http://", "https://")):
-        module.fail_json(
-            msg="es_url=%r must start with http:// or https:// (for example "
-            "http://df-elasticsearch-service.data-flywheel.svc:9200)" % p["es_url"]
-        )
     if not INDEX_NAME.match(p["index"] or "") or len(p["index"]) > 255:
         module.fail_json(
             msg="index=%r is not a valid index name (lowercase letters, digits, _ . + -; not starting "
@@ -621,14 +593,11 @@ def client_from(module):
         )
     if p["es_password"] and not p["es_username"]:
         module.fail_json(msg="es_password is set but es_username is not; set both (or es_api_key)")
-    return SearchClient(
-        p["es_url"],
+    return rest_client(
+        module,
+        "es",
+        client_class=SearchClient,
         username=p["es_username"],
         password=p["es_password"],
         api_key=p["es_api_key"],
-        validate_certs=p["validate_certs"],
-        ca_path=p["ca_path"],
-        timeout=p["request_timeout"],
-        retries=p["retries"],
-        user_agent="dataflywheel.blueprint/%s" % module._name,
     )

@@ -1,16 +1,14 @@
 # -*- coding: utf-8 -*-
 # Copyright: dataflywheel.blueprint contributors
 # Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
-"""What the NeMo job modules share: connection argument_spec (doc fragment nemo_api) and clients."""
+"""What the NeMo modules share: a client on the nemo_* options, and a job named by id or nmp_uri."""
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible.module_utils.basic import env_fallback
-
 from ansible_collections.dataflywheel.blueprint.plugins.module_utils.nemo_jobs import NemoJobError, parse_nmp_uri
-from ansible_collections.dataflywheel.blueprint.plugins.module_utils.rest import RestClient
+from ansible_collections.dataflywheel.blueprint.plugins.module_utils.rest_options import rest_client
 
 # which module reads a job of each kind, for the error on an nmp_uri of the other kind
 JOB_MODULES = {
@@ -18,44 +16,18 @@ JOB_MODULES = {
     "customization": "dataflywheel.blueprint.nemo_customization_job_info",
 }
 
-NEMO_CONNECTION_ARGS = dict(
-    nemo_base_url=dict(type="str", fallback=(env_fallback, ["NEMO_BASE_URL"])),
-    nemo_api_token=dict(type="str", no_log=True, fallback=(env_fallback, ["NEMO_API_TOKEN"])),
-    nemo_api_headers=dict(type="dict", default={}),
-    validate_certs=dict(type="bool", default=True, fallback=(env_fallback, ["NEMO_VALIDATE_CERTS"])),
-    ca_path=dict(type="path", fallback=(env_fallback, ["NEMO_CA_PATH"])),
-    request_timeout=dict(type="int", default=30),
-    retries=dict(type="int", default=5),
-)
 
-
-def check_url(module, name, value):
-    if value is not None and not str(value).startswith(("http://", "https://")):
-        module.fail_json(
-            msg="%s=%r must start with http:// or https:// (for example http://nemo.test or "
-            "http://nemo-gateway.nemo.svc:8080)" % (name, value)
-        )
-
-
-def rest_for(module, base_url, token=None, headers=None):
-    p = module.params
-    return RestClient(
-        base_url,
-        token=token,
-        headers=headers or {},
-        validate_certs=p["validate_certs"],
-        ca_path=p["ca_path"],
-        timeout=p["request_timeout"],
-        retries=p["retries"],
-        user_agent="dataflywheel.blueprint/%s" % module._name,
-    )
+def nemo_client(module, base_url, client_class):
+    """`client_class` (a NeMo API client) on the REST client built from the nemo_* options."""
+    return client_class(rest_client(module, "nemo", base_url=base_url))
 
 
 def job_reference(module, kind):
-    """(base_url, job_id) from job_id/nemo_base_url or from a flywheel result's nmp_uri of `kind`;
-    fails the module with the fix when the URI is of the other kind or no base URL is known."""
+    """(base URL of the nmp_uri or None, job_id) from job_id or a flywheel result's nmp_uri of `kind`;
+    fails the module with the fix when the URI is of the other kind. nemo_url and nemo_service win over
+    the URI's base (its host is usually the in-cluster one), see rest_options.resolve_url."""
     p = module.params
-    base_url, job_id = p["nemo_base_url"], p["job_id"]
+    base_url, job_id = None, p["job_id"]
     if p["nmp_uri"]:
         try:
             uri_base, uri_kind, job_id = parse_nmp_uri(p["nmp_uri"])
@@ -67,8 +39,5 @@ def job_reference(module, kind):
                 msg="nmp_uri=%r points at %s %s job; use %s for it"
                 % (p["nmp_uri"], article, uri_kind, JOB_MODULES.get(uri_kind, "the module for that kind"))
             )
-        base_url = base_url or uri_base
-    if not base_url:
-        module.fail_json(msg="nemo_base_url is required (or set NEMO_BASE_URL), for example http://nemo.test")
-    check_url(module, "nemo_base_url", base_url)
+        base_url = uri_base
     return base_url, job_id

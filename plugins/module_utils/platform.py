@@ -27,6 +27,8 @@ except ImportError:  # the module reports missing_required_lib("kubernetes"); cl
     k8s = None
     ApiException = Exception
 
+from ansible_collections.dataflywheel.blueprint.plugins.module_utils.k8s_connection import call_api
+
 PLATFORMS = ("openshift", "pcai", "nutanix", "vanilla")
 
 PCAI_CRD = "ezappconfigs.ezconfig.hpe.ezaf.com"
@@ -351,3 +353,17 @@ def gather(api_client):
             if exc.status != 404:
                 raise
     return discovery
+
+
+def run_module(module):
+    """platform_info: read the discovery data through the module's Kubernetes connection, classify it."""
+    discovery = call_api(
+        module,
+        gather,
+        "while reading discovery data; check the credentials can list namespaces, nodes, CRDs and storage classes",
+    )
+    try:
+        facts = classify(discovery, force=module.params["force"])
+    except PlatformError as exc:
+        module.fail_json(msg=str(exc))
+    module.exit_json(changed=False, platform_info=facts)

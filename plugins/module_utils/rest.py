@@ -81,6 +81,7 @@ class RestClient:
         self.rng = rng or random.Random()
         self.user_agent = user_agent or "dataflywheel.blueprint"
         self.requests_made = 0
+        self.via = None  # how the base URL was found, when it was not given (e.g. a port-forward)
 
     def url(self, path, query=None):
         url = self.base_url + "/" + path.lstrip("/")
@@ -124,7 +125,8 @@ class RestClient:
             return RestError("TLS verification of %s failed: %s. %s" % (url, reason, self.tls_hint), url=url)
         # Refused before sending is not ambiguous; anything after connect may have been processed.
         refused = isinstance(reason, ConnectionRefusedError) or "refused" in str(reason).lower()
-        return RestError("%s %s failed: %s" % (method, url, reason), url=url, ambiguous=not refused)
+        via = " (reached through %s)" % self.via if self.via else ""
+        return RestError("%s %s%s failed: %s" % (method, url, via, reason), url=url, ambiguous=not refused)
 
     def send_once(self, method, path, body=None, query=None, timeout=None, raw_body=None, content_type=None):
         """One request; returns (status, parsed JSON or None). Raises RestError (or the subclass's).

@@ -23,7 +23,7 @@ author:
 requirements:
   - kubernetes >= 24.2.0 (Python client)
 extends_documentation_fragment:
-  - dataflywheel.blueprint.k8s_auth
+  - kubernetes.core.k8s_auth_options
 options:
   checks:
     description: The actions to review.
@@ -109,102 +109,19 @@ allowed:
   type: bool
 """
 
-import traceback
-
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
-try:
-    from kubernetes import client as k8s_client
-    from kubernetes.client.rest import ApiException
-
-    HAS_K8S = True
-    K8S_IMPORT_ERROR = None
-except ImportError:
-    HAS_K8S = False
-    K8S_IMPORT_ERROR = traceback.format_exc()
-
-from ansible_collections.dataflywheel.blueprint.plugins.module_utils.k8s_auth import (
-    K8S_AUTH_ARG_SPEC,
-    K8sAuthError,
-    api_client,
-    describe,
-)
-
-
-def action_text(check):
-    """The check as `kubectl auth can-i` would take it: verb resource[.group][/sub] [name] [-n ns]."""
-    resource = check["resource"] + ("." + check["group"] if check["group"] else "")
-    if check["subresource"]:
-        resource += "/" + check["subresource"]
-    text = "%s %s" % (check["verb"], resource)
-    if check["name"]:
-        text += " " + check["name"]
-    if check["namespace"]:
-        text += " -n " + check["namespace"]
-    return text
-
-
-def review(api, check):
-    attrs = k8s_client.V1ResourceAttributes(
-        verb=check["verb"],
-        resource=check["resource"],
-        group=check["group"],
-        namespace=check["namespace"] or None,
-        name=check["name"] or None,
-        subresource=check["subresource"] or None,
-    )
-    spec = k8s_client.V1SelfSubjectAccessReviewSpec(resource_attributes=attrs)
-    body = k8s_client.V1SelfSubjectAccessReview(spec=spec)
-    status = k8s_client.AuthorizationV1Api(api).create_self_subject_access_review(body).status
-    return {
-        "action": action_text(check),
-        "allowed": bool(status.allowed) and not bool(status.denied),
-        "reason": status.reason or status.evaluation_error or "",
-    }
+from ansible_collections.dataflywheel.blueprint.plugins.module_utils.access import CHECK_SPEC, run_module
+from ansible_collections.dataflywheel.blueprint.plugins.module_utils.k8s_connection import k8s_module
 
 
 def main():
-    check_spec = dict(
-        verb=dict(type="str", required=True),
-        resource=dict(type="str", required=True),
-        group=dict(type="str", default=""),
-        namespace=dict(type="str", default=""),
-        name=dict(type="str", default=""),
-        subresource=dict(type="str", default=""),
-    )
-    module = AnsibleModule(
+    module = k8s_module(
         argument_spec=dict(
-            K8S_AUTH_ARG_SPEC,
-            checks=dict(type="list", elements="dict", required=True, options=check_spec),
+            checks=dict(type="list", elements="dict", required=True, options=CHECK_SPEC),
             fail_on_denied=dict(type="bool", default=False),
         ),
         supports_check_mode=True,
     )
-    if not HAS_K8S:
-        module.fail_json(msg=missing_required_lib("kubernetes"), exception=K8S_IMPORT_ERROR)
-    try:
-        api = api_client(module.params)
-        results = [review(api, check) for check in module.params["checks"]]
-    except K8sAuthError as exc:
-        module.fail_json(msg="access_review: %s" % exc)
-    except ApiException as exc:
-        module.fail_json(
-            msg="access_review: the Kubernetes API answered %s %s to a SelfSubjectAccessReview (%s); every "
-            "authenticated user may create one, so the credentials are probably not accepted at all"
-            % (exc.status, exc.reason, describe(module.params))
-        )
-    except Exception as exc:  # connection refused, bad kubeconfig: report, no traceback
-        module.fail_json(msg="access_review: cannot reach the Kubernetes API (%s): %s" % (describe(module.params), exc))
-    denied = [r for r in results if not r["allowed"]]
-    if denied and module.params["fail_on_denied"]:
-        module.fail_json(
-            msg="access_review: %d of %d actions are denied to %s: %s"
-            % (len(denied), len(results), describe(module.params), "; ".join(r["action"] for r in denied)),
-            results=results,
-            denied=denied,
-            allowed=False,
-        )
-    module.exit_json(changed=False, results=results, denied=denied, allowed=not denied)
+    run_module(module)
 
 
 if __name__ == "__main__":

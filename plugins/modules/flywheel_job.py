@@ -23,8 +23,10 @@ description:
     O(fail_on_failed_parts=false).
 author: dataflywheel.blueprint maintainers (@dataflywheel)
 extends_documentation_fragment:
-  - dataflywheel.blueprint.flywheel_api
-  - dataflywheel.blueprint.flywheel_nemo_diagnosis
+  - dataflywheel.blueprint.rest_api.flywheel
+  - dataflywheel.blueprint.rest_api.nemo_diagnosis
+  - dataflywheel.blueprint.rest_api.wait
+  - kubernetes.core.k8s_auth_options
 attributes:
   check_mode:
     support: full
@@ -91,18 +93,6 @@ options:
     description: With O(state=absent), cancel an unfinished job first instead of failing.
     type: bool
     default: false
-  wait:
-    description: Wait until the job is finished (O(state=present), O(state=cancelled)).
-    type: bool
-    default: false
-  wait_timeout:
-    description: Seconds to wait at most. On timeout the module fails with where the job is.
-    type: int
-    default: 3600
-  wait_sleep:
-    description: Longest pause between two polls; polls start 2 s apart and double up to this.
-    type: int
-    default: 30
   fail_on_failed_parts:
     description:
       - Fail when a finished job has failed parts (job, LLM judge, NIM, evaluation, customization).
@@ -114,7 +104,7 @@ options:
 EXAMPLES = r"""
 - name: Start a job for aiva-1 and wait for it (reuses a running one on reruns)
   dataflywheel.blueprint.flywheel_job:
-    api_url: http://df-api.data-flywheel.svc:8000
+    flywheel_url: http://df-api.data-flywheel.svc:8000
     workload_id: aiva-1
     client_id: dev
     data_split_config:
@@ -131,14 +121,14 @@ EXAMPLES = r"""
 
 - name: Cancel whatever runs for aiva-2
   dataflywheel.blueprint.flywheel_job:
-    api_url: "{{ flywheel_api_url }}"
+    flywheel_url: "{{ flywheel_api_url }}"
     state: cancelled
     workload_id: aiva-2
     client_id: dev
 
 - name: Delete a job, cancelling it first if it still runs
   dataflywheel.blueprint.flywheel_job:
-    api_url: "{{ flywheel_api_url }}"
+    flywheel_url: "{{ flywheel_api_url }}"
     state: absent
     job_id: "{{ aiva1.job.id }}"
     cancel_running: true
@@ -186,13 +176,11 @@ from ansible_collections.dataflywheel.blueprint.plugins.module_utils.flywheel_cl
     is_object_id,
 )
 from ansible_collections.dataflywheel.blueprint.plugins.module_utils.flywheel_module import (
-    CONNECTION_ARGS,
-    NEMO_DIAGNOSIS_ARGS,
-    WAIT_ARGS,
     client_from,
     diagnose_failures,
 )
 from ansible_collections.dataflywheel.blueprint.plugins.module_utils.rest import RestError
+from ansible_collections.dataflywheel.blueprint.plugins.module_utils.rest_options import WAIT_ARG_SPEC, argument_spec
 
 DSC_OPTIONS = dict(
     (k, dict(type="raw"))
@@ -201,7 +189,9 @@ DSC_OPTIONS = dict(
 
 
 def main():
-    spec = dict(
+    spec = argument_spec(
+        "flywheel",
+        "nemo",
         state=dict(type="str", choices=["present", "cancelled", "absent"], default="present"),
         workload_id=dict(type="str"),
         client_id=dict(type="str"),
@@ -211,10 +201,8 @@ def main():
         reuse_completed=dict(type="bool", default=False),
         cancel_running=dict(type="bool", default=False),
         fail_on_failed_parts=dict(type="bool", default=True),
+        **WAIT_ARG_SPEC,
     )
-    spec.update(CONNECTION_ARGS)
-    spec.update(WAIT_ARGS)
-    spec.update(NEMO_DIAGNOSIS_ARGS)
     module = AnsibleModule(
         argument_spec=spec,
         supports_check_mode=True,

@@ -17,8 +17,10 @@ description:
     poll whatever the number of jobs, then reads each job's details once.
 author: dataflywheel.blueprint maintainers (@dataflywheel)
 extends_documentation_fragment:
-  - dataflywheel.blueprint.flywheel_api
-  - dataflywheel.blueprint.flywheel_nemo_diagnosis
+  - dataflywheel.blueprint.rest_api.flywheel
+  - dataflywheel.blueprint.rest_api.nemo_diagnosis
+  - dataflywheel.blueprint.rest_api.wait
+  - kubernetes.core.k8s_auth_options
 attributes:
   check_mode:
     support: full
@@ -49,18 +51,6 @@ options:
     description: Read each selected job's details and return RV(summaries) and RV(table).
     type: bool
     default: true
-  wait:
-    description: Wait until every selected job is finished (completed, failed or cancelled).
-    type: bool
-    default: false
-  wait_timeout:
-    description: Seconds to wait at most; on timeout the module fails saying where each job is.
-    type: int
-    default: 3600
-  wait_sleep:
-    description: Longest pause between two polls; polls start 2 s apart and double up to this.
-    type: int
-    default: 30
   fail_on_timeout:
     description:
       - Fail when O(wait_timeout) passes before every job finished. With V(false) the module
@@ -72,7 +62,7 @@ options:
 EXAMPLES = r"""
 - name: Wait for all aiva jobs of the dev client, one list request per poll
   dataflywheel.blueprint.flywheel_job_info:
-    api_url: "{{ flywheel_api_url }}"
+    flywheel_url: "{{ flywheel_api_url }}"
     client_id: dev
     status: [pending, running]
     wait: true
@@ -120,13 +110,11 @@ from ansible_collections.dataflywheel.blueprint.plugins.module_utils.flywheel_cl
     table,
 )
 from ansible_collections.dataflywheel.blueprint.plugins.module_utils.flywheel_module import (
-    CONNECTION_ARGS,
-    NEMO_DIAGNOSIS_ARGS,
-    WAIT_ARGS,
     client_from,
     diagnose_failures,
 )
 from ansible_collections.dataflywheel.blueprint.plugins.module_utils.rest import RestError
+from ansible_collections.dataflywheel.blueprint.plugins.module_utils.rest_options import WAIT_ARG_SPEC, argument_spec
 
 
 def select(jobs, p):
@@ -147,7 +135,9 @@ def select(jobs, p):
 
 
 def main():
-    spec = dict(
+    spec = argument_spec(
+        "flywheel",
+        "nemo",
         job_id=dict(type="str"),
         job_ids=dict(type="list", elements="str"),
         workload_id=dict(type="str"),
@@ -155,10 +145,8 @@ def main():
         status=dict(type="list", elements="str", choices=["pending", "running", "completed", "failed", "cancelled"]),
         details=dict(type="bool", default=True),
         fail_on_timeout=dict(type="bool", default=True),
+        **WAIT_ARG_SPEC,
     )
-    spec.update(CONNECTION_ARGS)
-    spec.update(WAIT_ARGS)
-    spec.update(NEMO_DIAGNOSIS_ARGS)
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
     p = module.params
     if p["job_id"] and not is_object_id(p["job_id"]):

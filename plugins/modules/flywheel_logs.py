@@ -27,7 +27,9 @@ description:
   - O(state=absent) deletes the records of a workload and/or client (delete-by-query).
 author: dataflywheel.blueprint maintainers (@dataflywheel)
 extends_documentation_fragment:
+  - dataflywheel.blueprint.rest_api.es
   - dataflywheel.blueprint.flywheel_es
+  - kubernetes.core.k8s_auth_options
 attributes:
   check_mode:
     support: full

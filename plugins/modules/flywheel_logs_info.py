@@ -19,7 +19,9 @@ description:
     such a job.
 author: dataflywheel.blueprint maintainers (@dataflywheel)
 extends_documentation_fragment:
+  - dataflywheel.blueprint.rest_api.es
   - dataflywheel.blueprint.flywheel_es
+  - kubernetes.core.k8s_auth_options
 attributes:
   check_mode:
     support: full

@@ -21,7 +21,9 @@ description:
     on timeout it fails with the diagnosis.
 author: dataflywheel.blueprint maintainers (@dataflywheel)
 extends_documentation_fragment:
-  - dataflywheel.blueprint.nemo_api
+  - dataflywheel.blueprint.rest_api.nemo
+  - dataflywheel.blueprint.rest_api.wait
+  - kubernetes.core.k8s_auth_options
 attributes:
   check_mode:
     support: full
@@ -36,29 +38,17 @@ options:
   nmp_uri:
     description:
       - URL of the job as flywheel results carry it, C(<base>/v1/customization/jobs/<id>).
-      - Only the job id is taken from it when O(nemo_base_url) is set; otherwise its base is used.
+      - Only the job id is taken from it when O(nemo_url) is set; otherwise its base is used.
     type: str
   log_entries:
     description: How many of the last status log entries to return.
     type: int
     default: 5
-  wait:
-    description: Wait until the job reaches a state of O(wait_for).
-    type: bool
-    default: false
   wait_for:
     description: States that end the wait.
     type: list
     elements: str
     default: [completed, failed, cancelled]
-  wait_timeout:
-    description: Seconds to wait at most; then the module fails with the diagnosis.
-    type: int
-    default: 3600
-  wait_sleep:
-    description: Longest pause between two polls.
-    type: int
-    default: 30
   fail_on_failure:
     description: Fail when the job is C(failed) or C(cancelled), with the customizer's status log line in the message.
     type: bool
@@ -68,7 +58,7 @@ options:
 EXAMPLES = r"""
 - name: Why did the flywheel's customization fail?
   dataflywheel.blueprint.nemo_customization_job_info:
-    nemo_base_url: http://nemo.test
+    nemo_url: http://nemo.test
     nmp_uri: http://df-generic-service.data-flywheel.svc.cluster.local:8000/v1/customization/jobs/cust-9NAvCSuV18nJi3M9u3AdB1
   register: cust
 
@@ -126,25 +116,23 @@ from ansible_collections.dataflywheel.blueprint.plugins.module_utils.nemo_jobs i
     diagnose_customization,
 )
 from ansible_collections.dataflywheel.blueprint.plugins.module_utils.nemo_module import (
-    NEMO_CONNECTION_ARGS,
     job_reference,
-    rest_for,
+    nemo_client,
 )
 from ansible_collections.dataflywheel.blueprint.plugins.module_utils.rest import RestError
+from ansible_collections.dataflywheel.blueprint.plugins.module_utils.rest_options import WAIT_ARG_SPEC, argument_spec
 
 
 def main():
-    spec = dict(
+    spec = argument_spec(
+        "nemo",
         job_id=dict(type="str"),
         nmp_uri=dict(type="str"),
         log_entries=dict(type="int", default=5),
-        wait=dict(type="bool", default=False),
         wait_for=dict(type="list", elements="str", default=["completed", "failed", "cancelled"]),
-        wait_timeout=dict(type="int", default=3600),
-        wait_sleep=dict(type="int", default=30),
         fail_on_failure=dict(type="bool", default=False),
+        **WAIT_ARG_SPEC,
     )
-    spec.update(NEMO_CONNECTION_ARGS)
     module = AnsibleModule(
         argument_spec=spec,
         supports_check_mode=True,
@@ -153,7 +141,7 @@ def main():
     )
     p = module.params
     base_url, job_id = job_reference(module, "customization")
-    client = NemoJobsClient(rest_for(module, base_url, p["nemo_api_token"], p["nemo_api_headers"]))
+    client = nemo_client(module, base_url, NemoJobsClient)
     try:
         if p["wait"]:
             status = client.wait_customization(
@@ -162,7 +150,7 @@ def main():
         else:
             status = client.customization_status(job_id)
             if status is None:
-                module.fail_json(msg="Customization job %s not found at %s" % (job_id, base_url))
+                module.fail_json(msg="Customization job %s not found at %s" % (job_id, client.rest.base_url))
         detail = client.get_customization(job_id) or {}
     except NemoWaitTimeout as err:
         module.fail_json(

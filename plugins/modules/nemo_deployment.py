@@ -23,7 +23,9 @@ description:
     C(NIM_PEFT_SOURCE) set to the Entity Store URL.
 author: dataflywheel.blueprint maintainers (@dataflywheel)
 extends_documentation_fragment:
-  - dataflywheel.blueprint.nemo_api
+  - dataflywheel.blueprint.rest_api.nemo
+  - dataflywheel.blueprint.rest_api.wait
+  - kubernetes.core.k8s_auth_options
 attributes:
   check_mode:
     support: full
@@ -71,20 +73,12 @@ options:
     description: Wait until the deployment is C(ready) (or gone, with O(state=absent)).
     type: bool
     default: true
-  wait_timeout:
-    description: Seconds to wait at most.
-    type: int
-    default: 3600
-  wait_sleep:
-    description: Longest pause between two polls.
-    type: int
-    default: 30
 """
 
 EXAMPLES = r"""
 - name: Serve the base model with LoRA adapters from the Entity Store
   dataflywheel.blueprint.nemo_deployment:
-    nemo_base_url: http://nemo.test
+    nemo_url: http://nemo.test
     name: flywheel-promoted-llama-3-2-1b-instruct
     namespace: dfwbp
     model: meta/llama-3.2-1b-instruct
@@ -111,12 +105,9 @@ from ansible_collections.dataflywheel.blueprint.plugins.module_utils.nemo_deploy
     DeploymentClient,
     DeploymentError,
 )
-from ansible_collections.dataflywheel.blueprint.plugins.module_utils.nemo_module import (
-    NEMO_CONNECTION_ARGS,
-    check_url,
-    rest_for,
-)
+from ansible_collections.dataflywheel.blueprint.plugins.module_utils.nemo_module import nemo_client
 from ansible_collections.dataflywheel.blueprint.plugins.module_utils.rest import RestError
+from ansible_collections.dataflywheel.blueprint.plugins.module_utils.rest_options import WAIT_ARG_SPEC, argument_spec
 
 
 def wanted_config(p):
@@ -134,7 +125,8 @@ def wanted_config(p):
 
 
 def main():
-    spec = dict(
+    spec = argument_spec(
+        "nemo",
         state=dict(type="str", choices=["present", "absent"], default="present"),
         name=dict(type="str", required=True),
         namespace=dict(type="str", required=True),
@@ -144,19 +136,13 @@ def main():
         pvc_size=dict(type="str", default="25Gi"),
         gpu=dict(type="int", default=1),
         additional_envs=dict(type="dict", default={}),
-        wait=dict(type="bool", default=True),
-        wait_timeout=dict(type="int", default=3600),
-        wait_sleep=dict(type="int", default=30),
+        **dict(WAIT_ARG_SPEC, wait=dict(type="bool", default=True)),
     )
-    spec.update(NEMO_CONNECTION_ARGS)
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True, required_if=[("state", "present", ("model",))])
     p = module.params
-    if not p["nemo_base_url"]:
-        module.fail_json(msg="nemo_base_url is required (or set NEMO_BASE_URL), for example http://nemo.test")
-    check_url(module, "nemo_base_url", p["nemo_base_url"])
     if p["gpu"] < 1:
         module.fail_json(msg="gpu=%s must be at least 1" % p["gpu"])
-    client = DeploymentClient(rest_for(module, p["nemo_base_url"], p["nemo_api_token"], p["nemo_api_headers"]))
+    client = nemo_client(module, None, DeploymentClient)
     ns, name = p["namespace"], p["name"]
     try:
         if p["state"] == "absent":

@@ -25,7 +25,9 @@ description:
     running or completed is attached to instead of starting another one.
 author: dataflywheel.blueprint maintainers (@dataflywheel)
 extends_documentation_fragment:
-  - dataflywheel.blueprint.nemo_api
+  - dataflywheel.blueprint.rest_api.nemo
+  - dataflywheel.blueprint.rest_api.wait
+  - kubernetes.core.k8s_auth_options
 attributes:
   check_mode:
     support: full
@@ -40,7 +42,7 @@ options:
   nmp_uri:
     description:
       - URL of an existing job as flywheel results carry it, C(<base>/v1/evaluation/jobs/<id>).
-      - Only the job id is taken from it when O(nemo_base_url) is set (the URI's host is usually the
+      - Only the job id is taken from it when O(nemo_url) is set (the URI's host is usually the
         in-cluster one the flywheel workers use); otherwise its base is used.
     type: str
   config:
@@ -83,18 +85,6 @@ options:
     description: Attach to a job with the same O(config) and target unless it failed or was cancelled.
     type: bool
     default: true
-  wait:
-    description: Wait until the job finished.
-    type: bool
-    default: false
-  wait_timeout:
-    description: Seconds to wait at most; on timeout the module fails saying where the job is.
-    type: int
-    default: 3600
-  wait_sleep:
-    description: Longest pause between two polls; polls start 2 s apart and double up to this.
-    type: int
-    default: 30
   log_lines:
     description: How many lines of the job's logs to return when it failed.
     type: int
@@ -108,7 +98,7 @@ options:
 EXAMPLES = r"""
 - name: Evaluate the base NIM through an inline endpoint and wait for the scores
   dataflywheel.blueprint.nemo_evaluation_job:
-    nemo_base_url: http://nemo.test
+    nemo_url: http://nemo.test
     config:
       type: custom
       tasks:
@@ -127,7 +117,7 @@ EXAMPLES = r"""
 
 - name: Explain an evaluation a flywheel job reported as failed
   dataflywheel.blueprint.nemo_evaluation_job:
-    nemo_base_url: http://nemo.test
+    nemo_url: http://nemo.test
     nmp_uri: "{{ flywheel_eval.nmp_uri }}"
     fail_on_failure: false
   register: explained
@@ -172,12 +162,15 @@ from ansible_collections.dataflywheel.blueprint.plugins.module_utils.nemo_jobs i
     flatten_results,
 )
 from ansible_collections.dataflywheel.blueprint.plugins.module_utils.nemo_module import (
-    NEMO_CONNECTION_ARGS,
-    check_url,
     job_reference,
-    rest_for,
+    nemo_client,
 )
 from ansible_collections.dataflywheel.blueprint.plugins.module_utils.rest import RestError
+from ansible_collections.dataflywheel.blueprint.plugins.module_utils.rest_options import (
+    WAIT_ARG_SPEC,
+    argument_spec,
+    check_url,
+)
 
 
 def build_target(p):
@@ -201,12 +194,15 @@ def resolve(module):
         if not (p["model"] or p["api_endpoint"] or p["target"]):
             module.fail_json(msg="config needs a target: set model (by name), api_endpoint (inline) or target")
         if p["api_endpoint"]:
-            check_url(module, "api_endpoint.url", p["api_endpoint"]["url"])
+            check_url(
+                module, "api_endpoint.url", p["api_endpoint"]["url"], "http://llama.nim.svc:8000/v1/chat/completions"
+            )
     return base_url, job_id
 
 
 def main():
-    spec = dict(
+    spec = argument_spec(
+        "nemo",
         job_id=dict(type="str"),
         nmp_uri=dict(type="str"),
         config=dict(type="raw"),
@@ -223,13 +219,10 @@ def main():
         target=dict(type="dict"),
         namespace=dict(type="str"),
         reuse=dict(type="bool", default=True),
-        wait=dict(type="bool", default=False),
-        wait_timeout=dict(type="int", default=3600),
-        wait_sleep=dict(type="int", default=30),
         log_lines=dict(type="int", default=20),
         fail_on_failure=dict(type="bool", default=True),
+        **WAIT_ARG_SPEC,
     )
-    spec.update(NEMO_CONNECTION_ARGS)
     module = AnsibleModule(
         argument_spec=spec,
         supports_check_mode=True,
@@ -238,13 +231,13 @@ def main():
     )
     p = module.params
     base_url, job_id = resolve(module)
-    client = NemoJobsClient(rest_for(module, base_url, p["nemo_api_token"], p["nemo_api_headers"]))
+    client = nemo_client(module, base_url, NemoJobsClient)
     changed = False
     try:
         if job_id:
             job = client.get_evaluation(job_id)
             if job is None:
-                module.fail_json(msg="Evaluation job %s not found at %s (deleted?)" % (job_id, base_url))
+                module.fail_json(msg="Evaluation job %s not found at %s (deleted?)" % (job_id, client.rest.base_url))
         else:
             target = build_target(p)
             job = client.find_evaluation(p["config"], target) if p["reuse"] else None

@@ -20,29 +20,10 @@ description:
     (C(http://<nim_service>.<nim_namespace>.svc.<cluster_domain>:<port>/v1)) unless O(api_endpoint_url) is given.
 author:
   - dataflywheel.blueprint maintainers (@dataflywheel)
+extends_documentation_fragment:
+  - dataflywheel.blueprint.rest_api.entity_store
+  - kubernetes.core.k8s_auth_options
 options:
-  entity_store_url:
-    description: Base URL of the Entity Store. Falls back to E(NEMO_ENTITY_STORE_URL).
-    type: str
-    required: true
-  api_token:
-    description:
-      - Bearer token, if the Entity Store is behind an authenticating gateway. Never logged.
-      - Falls back to E(NEMO_ENTITY_STORE_TOKEN).
-    type: str
-  validate_certs:
-    description: Verify TLS certificates. Leave on; give O(ca_path) for a private CA instead.
-    type: bool
-    default: true
-  ca_path:
-    description:
-      - PEM file with the CA certificate(s) that signed the Entity Store's certificate (private CA).
-      - Falls back to E(NEMO_ENTITY_STORE_CA_PATH).
-    type: path
-  request_timeout:
-    description: Seconds per HTTP request.
-    type: int
-    default: 30
   namespace:
     description: Entity Store namespace of the model (e.g. C(meta)).
     type: str
@@ -119,26 +100,23 @@ namespace_created:
   type: bool
 """
 
-from ansible.module_utils.basic import AnsibleModule, env_fallback
+from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.dataflywheel.blueprint.plugins.module_utils.nemo_client import (
     ensure_model,
     ensure_namespace,
     nim_api_endpoint,
 )
-from ansible_collections.dataflywheel.blueprint.plugins.module_utils.rest import RestClient, RestError
+from ansible_collections.dataflywheel.blueprint.plugins.module_utils.rest import RestError
+from ansible_collections.dataflywheel.blueprint.plugins.module_utils.rest_options import argument_spec, rest_client
 
 SPEC_KEYS = ("num_parameters", "context_size", "num_virtual_tokens", "is_chat")
 
 
 def main():
     module = AnsibleModule(
-        argument_spec=dict(
-            entity_store_url=dict(type="str", required=True, fallback=(env_fallback, ["NEMO_ENTITY_STORE_URL"])),
-            api_token=dict(type="str", no_log=True, fallback=(env_fallback, ["NEMO_ENTITY_STORE_TOKEN"])),
-            validate_certs=dict(type="bool", default=True),
-            ca_path=dict(type="path", fallback=(env_fallback, ["NEMO_ENTITY_STORE_CA_PATH"])),
-            request_timeout=dict(type="int", default=30),
+        argument_spec=argument_spec(
+            "entity_store",
             namespace=dict(type="str", required=True),
             name=dict(type="str", required=True),
             model_id=dict(type="str"),
@@ -156,8 +134,7 @@ def main():
         supports_check_mode=True,
     )
     p = module.params
-    if not p["entity_store_url"].startswith(("http://", "https://")):
-        module.fail_json(msg="entity_store_url=%r must start with http:// or https://" % p["entity_store_url"])
+    client = rest_client(module, "entity_store")
     if p["spec"] is not None:
         missing = [k for k in SPEC_KEYS if k not in p["spec"]]
         if missing:
@@ -175,15 +152,6 @@ def main():
     }
     if p["spec"] is not None:
         fields["spec"] = p["spec"]
-    client = RestClient(
-        p["entity_store_url"],
-        token=p["api_token"],
-        validate_certs=p["validate_certs"],
-        ca_path=p["ca_path"],
-        timeout=p["request_timeout"],
-        retries=3,
-        user_agent="dataflywheel.blueprint/nemo_model",
-    )
     try:
         ns_created = ensure_namespace(client, p["namespace"], module.check_mode)
         if ns_created and module.check_mode:

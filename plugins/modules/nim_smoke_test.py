@@ -24,27 +24,10 @@ attributes:
   diff_mode:
     support: none
     description: Nothing is changed.
+extends_documentation_fragment:
+  - dataflywheel.blueprint.rest_api.nim
+  - kubernetes.core.k8s_auth_options
 options:
-  nim_url:
-    description:
-      - Base URL of the NIM or the NIM proxy, without C(/v1) (the flywheel's C(nim_base_url), for example C(http://nim.test)).
-      - Falls back to E(NIM_BASE_URL).
-    type: str
-    required: true
-  api_token:
-    description: Bearer token for a gateway in front of the NIM. Never logged.
-    type: str
-  validate_certs:
-    description: Verify TLS certificates.
-    type: bool
-    default: true
-  ca_path:
-    description: CA bundle for TLS verification.
-    type: path
-  request_timeout:
-    description: Seconds to wait for one HTTP answer (a first completion can be slow).
-    type: int
-    default: 120
   model:
     description: Model id to wait for and to ask, for example C(dfwbp/customized-meta-llama-3.2-1b-instruct@cust-...).
     type: str
@@ -95,20 +78,17 @@ seconds:
   type: float
 """
 
-from ansible.module_utils.basic import AnsibleModule, env_fallback
+from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.dataflywheel.blueprint.plugins.module_utils.nemo_deploy import DeploymentError, NimClient
-from ansible_collections.dataflywheel.blueprint.plugins.module_utils.rest import RestClient, RestError
+from ansible_collections.dataflywheel.blueprint.plugins.module_utils.rest import RestError
+from ansible_collections.dataflywheel.blueprint.plugins.module_utils.rest_options import argument_spec, rest_client
 
 
 def main():
     module = AnsibleModule(
-        argument_spec=dict(
-            nim_url=dict(type="str", required=True, fallback=(env_fallback, ["NIM_BASE_URL"])),
-            api_token=dict(type="str", no_log=True),
-            validate_certs=dict(type="bool", default=True),
-            ca_path=dict(type="path"),
-            request_timeout=dict(type="int", default=120),
+        argument_spec=argument_spec(
+            "nim",
             model=dict(type="str", required=True),
             prompt=dict(type="str", default="Reply with one short sentence to confirm you are serving requests."),
             max_tokens=dict(type="int", default=64, no_log=False),
@@ -118,20 +98,7 @@ def main():
         supports_check_mode=True,
     )
     p = module.params
-    if not p["nim_url"].startswith(("http://", "https://")):
-        module.fail_json(
-            msg="nim_url=%r must start with http:// or https:// (for example http://nim.test)" % p["nim_url"]
-        )
-    rest = RestClient(
-        p["nim_url"],
-        token=p["api_token"],
-        validate_certs=p["validate_certs"],
-        ca_path=p["ca_path"],
-        timeout=p["request_timeout"],
-        retries=3,
-        user_agent="dataflywheel.blueprint/nim_smoke_test",
-    )
-    nim = NimClient(rest)
+    nim = NimClient(rest_client(module, "nim"))
     try:
         models = nim.wait_served([p["model"]], p["wait_timeout"], p["wait_sleep"])
         result = dict(changed=False, models=models, answer="", model=p["model"])

@@ -25,7 +25,7 @@ author:
 requirements:
   - kubernetes >= 24.2.0 (Python client)
 extends_documentation_fragment:
-  - dataflywheel.blueprint.k8s_auth
+  - kubernetes.core.k8s_auth_options
 options:
   force:
     description:
@@ -123,56 +123,16 @@ platform_info:
       type: bool
 """
 
-import traceback
-
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
-try:
-    from kubernetes.client.rest import ApiException
-
-    HAS_K8S = True
-    K8S_IMPORT_ERROR = None
-except ImportError:
-    HAS_K8S = False
-    K8S_IMPORT_ERROR = traceback.format_exc()
-
-from ansible_collections.dataflywheel.blueprint.plugins.module_utils.k8s_auth import (
-    K8S_AUTH_ARG_SPEC,
-    K8sAuthError,
-    api_client,
-    describe,
-)
-from ansible_collections.dataflywheel.blueprint.plugins.module_utils.platform import (
-    PlatformError,
-    classify,
-    gather,
-)
+from ansible_collections.dataflywheel.blueprint.plugins.module_utils.k8s_connection import k8s_module
+from ansible_collections.dataflywheel.blueprint.plugins.module_utils.platform import PLATFORMS, run_module
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            K8S_AUTH_ARG_SPEC,
-            force=dict(type="str", default="auto", choices=["auto", "openshift", "pcai", "nutanix", "vanilla", ""]),
-        ),
+    module = k8s_module(
+        argument_spec=dict(force=dict(type="str", default="auto", choices=["auto"] + list(PLATFORMS) + [""])),
         supports_check_mode=True,
     )
-    if not HAS_K8S:
-        module.fail_json(msg=missing_required_lib("kubernetes"), exception=K8S_IMPORT_ERROR)
-    try:
-        api = api_client(module.params)
-        facts = classify(gather(api), force=module.params["force"])
-    except (PlatformError, K8sAuthError) as exc:
-        module.fail_json(msg="platform_info: %s" % exc if isinstance(exc, K8sAuthError) else str(exc))
-    except ApiException as exc:
-        module.fail_json(
-            msg="platform_info: the Kubernetes API answered %s %s while reading discovery data; "
-            "check the credentials (%s) can list namespaces, nodes, CRDs and storage classes"
-            % (exc.status, exc.reason, describe(module.params))
-        )
-    except Exception as exc:  # connection refused, bad kubeconfig: report, no traceback
-        module.fail_json(msg="platform_info: cannot read the Kubernetes API: %s" % exc)
-    module.exit_json(changed=False, platform_info=facts)
+    run_module(module)
 
 
 if __name__ == "__main__":

@@ -155,6 +155,7 @@ def test_ansible_doc_renders_every_option():
     for module in MODULES:
         doc = ansible_doc(f"dataflywheel.blueprint.{module}")[f"dataflywheel.blueprint.{module}"]
         options = doc["doc"]["options"]
-        for name in ("es_url", "es_username", "es_password", "es_api_key", "index", "ca_path", "validate_certs"):
+        for name in ("es_url", "es_username", "es_password", "es_api_key", "index", "es_ca_path", "es_validate_certs"):
             assert options[name]["description"], f"{module}.{name}"
+        assert options["es_ca_path"]["aliases"] == ["ca_path"]
         assert doc["examples"].strip() and doc["return"]

@@ -110,5 +110,5 @@ def test_bad_nemo_base_url_is_refused_before_a_job_starts(sims):
     result = run_module(
         "flywheel_job", {"api_url": flywheel.url, "workload_id": "pa", "client_id": "x", "nemo_base_url": "nemo.test"}
     )
-    assert result["failed"] and "nemo_base_url='nemo.test' must start with http://" in result["msg"]
+    assert result["failed"] and "nemo_url='nemo.test' must start with http://" in result["msg"]
     assert control(flywheel, "/_sim/stats").get("total", 0) == 0

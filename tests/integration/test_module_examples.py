@@ -54,6 +54,20 @@ def test_ansible_doc_renders_every_option():
     for module in MODULES:
         doc = ansible_doc(f"dataflywheel.blueprint.{module}")[f"dataflywheel.blueprint.{module}"]
         options = doc["doc"]["options"]
-        for name in ("api_url", "api_token", "ca_path", "validate_certs", "wait", "wait_timeout", "wait_sleep"):
+        for name in (
+            "flywheel_url",
+            "flywheel_token",
+            "flywheel_ca_path",
+            "flywheel_validate_certs",
+            "wait",
+            "wait_timeout",
+            "wait_sleep",
+        ):
             assert options[name]["description"], f"{module}.{name}"
+        # the names these options had before stay as documented aliases
+        assert [options[n]["aliases"] for n in ("flywheel_url", "flywheel_token", "flywheel_ca_path")] == [
+            ["api_url"],
+            ["api_token"],
+            ["ca_path"],
+        ]
         assert doc["examples"].strip() and doc["return"]

@@ -103,7 +103,7 @@ def test_bad_input_is_refused_before_anything_is_sent(nemo):
     bad_uri = evaluation(nemo, nmp_uri="eval-123")
     assert "is not a NeMo job URL" in bad_uri["msg"]
     bad_url = run_module("nemo_evaluation_job", {"nemo_base_url": "nemo.test", "job_id": "eval-1"})
-    assert "nemo_base_url='nemo.test' must start with http://" in bad_url["msg"]
+    assert "nemo_url='nemo.test' must start with http://" in bad_url["msg"]
     assert stats(nemo).get("total", 0) == 0
 
 

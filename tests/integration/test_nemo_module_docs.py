@@ -11,12 +11,12 @@ from tests.harness import ansible_doc
 @pytest.mark.parametrize(
     ("module", "options"),
     [
-        ("nemo_evaluation_job", ("nemo_base_url", "nmp_uri", "config", "model", "api_endpoint", "wait", "log_lines")),
-        ("nemo_customization_job_info", ("nemo_base_url", "nmp_uri", "job_id", "log_entries", "wait_timeout")),
-        ("nemo_deployment", ("nemo_base_url", "name", "namespace", "model", "additional_envs", "wait")),
+        ("nemo_evaluation_job", ("nemo_url", "nmp_uri", "config", "model", "api_endpoint", "wait", "log_lines")),
+        ("nemo_customization_job_info", ("nemo_url", "nmp_uri", "job_id", "log_entries", "wait_timeout")),
+        ("nemo_deployment", ("nemo_url", "name", "namespace", "model", "additional_envs", "wait")),
         ("nim_smoke_test", ("nim_url", "model", "prompt", "wait_timeout")),
-        ("flywheel_job", ("nemo_base_url", "nemo_api_token")),
-        ("flywheel_job_info", ("nemo_base_url", "nemo_api_token")),
+        ("flywheel_job", ("nemo_url", "nemo_token")),
+        ("flywheel_job_info", ("nemo_url", "nemo_token")),
     ],
 )
 def test_module_doc(module, options):

@@ -20,8 +20,13 @@ import uuid
 import pytest
 import yaml
 from ansible.module_utils import basic
+from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
 from kubernetes import client
 
+from ansible_collections.dataflywheel.blueprint.plugins.module_utils.rest_options import (
+    SERVICES,
+    resolve_validate_certs,
+)
 from tests.integration.flywheel_sim import run_module
 from tests.integration.playbook_runner import ROOT, play
 from tests.integration.remediate_run import drop_namespace
@@ -171,11 +176,6 @@ def _options(spec: dict, prefix=""):
             yield from _options(opt["options"], prefix + name + ".")
 
 
-def _env_fallback(opt: dict) -> list:
-    fallback = opt.get("fallback") or ()
-    return list(fallback[1]) if len(fallback) > 1 else []
-
-
 def test_certificate_verification_is_never_off_by_default():
     specs = module_argument_specs()
     assert {"flywheel_job", "flywheel_job_info", "nemo_model"} <= set(specs), sorted(specs)
@@ -184,18 +184,24 @@ def test_certificate_verification_is_never_off_by_default():
         names = dict(_options(spec))
         for name, opt in names.items():
             leaf = name.rsplit(".", 1)[-1]
-            if leaf in VERIFY_OPTIONS:
-                if opt.get("default") is None and _env_fallback(opt) == ["K8S_AUTH_VERIFY_SSL"]:
-                    # Kubernetes connection settings (module_utils/k8s_auth): unset means the kubeconfig's
+            if leaf in VERIFY_OPTIONS or leaf.endswith("_validate_certs"):
+                if name == "validate_certs" and opt == AUTH_ARG_SPEC["validate_certs"]:
+                    # kubernetes.core's connection option (K8S_AUTH_VERIFY_SSL): unset means the kubeconfig's
                     # own setting, or for host + api_key the kubernetes client's default, which verifies.
                     assert client.Configuration().verify_ssl is True
+                    continue
+                if opt.get("default") is None and any(f"{s}_validate_certs" in names for s in SERVICES):
+                    # the REST vocabulary: unset (and no variable set) means verify, for every service
+                    for service in (s for s in SERVICES if f"{s}_validate_certs" in names):
+                        unset = type("M", (), {"params": dict.fromkeys(names), "warn": print})()
+                        assert resolve_validate_certs(unset, service) is True, f"{module}: {service}"
                     continue
                 assert opt.get("default") is True, f"{module}: {name} must default to true, spec {opt}"
             if leaf in INSECURE_OPTIONS:
                 assert opt.get("default") in (None, False), f"{module}: {name} must default to false"
         if any(n.endswith("ca_path") for n in names):
             http_modules += 1
-            assert any(n.rsplit(".", 1)[-1] in VERIFY_OPTIONS for n in names), (
+            assert any(n.rsplit(".", 1)[-1] in VERIFY_OPTIONS or n.endswith("_validate_certs") for n in names), (
                 f"{module}: ca_path but no validate_certs"
             )
     assert http_modules >= 3

@@ -223,6 +223,9 @@ def kwokctl_config(profile: str) -> Path:
             "kubeAuthorization": True,
             "kubeAdmission": True,
             "quietPull": True,
+            # kwok's port-forward rules as CRDs, so a test can point a Pod's port at a real server on
+            # loopback and the API server's portforward subresource reaches it (kwok plays kubelet).
+            "enableCRDs": ["PortForward", "ClusterPortForward"],
         },
     }
     path = STATE / f"{cluster_name(profile)}.kwokctl.yaml"
