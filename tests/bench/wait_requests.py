@@ -37,7 +37,7 @@ def one_job(length: float) -> tuple[int, float]:
     sim = start(unit_seconds=unit, clock=clock)
     try:
         client = FlywheelClient(RestClient(sim.url), sleep=clock.sleep, clock=clock)
-        job_id, _attempts = client.create_job("bench", "one")
+        job_id = client.create_job("bench", "one")[0]
         before = client.rest.requests_made
         client.wait([job_id], timeout=length * 10, sleep_cap=30)
         return client.rest.requests_made - before, clock.t - length

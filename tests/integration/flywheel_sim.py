@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import importlib
+import io
 import json
 import os
 import subprocess
@@ -55,4 +58,33 @@ def run_module(module: str, args: dict, check: bool = False, env: dict | None = 
         raise AssertionError(f"no JSON from ansible:\n{proc.stdout}\n{proc.stderr}") from err
     result = out["plays"][0]["tasks"][0]["hosts"]["localhost"]
     result["_warnings"] = result.get("warnings", [])
+    return result
+
+
+def call_module(module: str, args: dict, check: bool = False) -> dict:
+    """Run one of the collection's modules in this process, as Ansible would run it on the
+    controller (same argument_spec, same JSON result), without forking ansible: milliseconds
+    instead of seconds. Its `_warnings` are the module's warnings."""
+    from ansible.module_utils.common import warnings  # noqa: PLC0415 - test helper only
+    from ansible.module_utils.testing import patch_module_args  # noqa: PLC0415
+
+    code = importlib.import_module(f"ansible_collections.dataflywheel.blueprint.plugins.modules.{module}")
+    args = dict(args, _ansible_check_mode=check, _ansible_module_name=module)
+    out = io.StringIO()
+    with patch_module_args(args), contextlib.redirect_stdout(out):
+        try:
+            code.main()
+        except SystemExit:
+            pass
+        finally:  # a module process starts with none; this one is reused
+            for name in ("_global_warnings", "_global_deprecations"):
+                getattr(warnings, name, {}).clear()
+    try:
+        result = json.loads(out.getvalue())
+    except ValueError as err:
+        raise AssertionError(f"no JSON from {module}: {out.getvalue()!r}") from err
+    # as the controller shows them: the message of each warning
+    result["_warnings"] = [
+        w["event"]["msg"] if isinstance(w, dict) and "event" in w else str(w) for w in result.get("warnings", [])
+    ]
     return result
