@@ -274,16 +274,17 @@ class FlywheelClient:
         ]
         return sorted(mine, key=lambda j: j.get("started_at") or "")[-1] if mine else None
 
-    def create_job(self, workload_id, client_id, data_split_config=None):
+    def create_job(self, workload_id, client_id, data_split_config=None, jobs=None):
         """Start a job, at most once. POST is not idempotent: after an ambiguous failure (timeout,
-        dropped connection, 5xx) the job list is compared with the one taken before the first try,
-        and a new job for this workload/client is taken as ours instead of posting again.
+        dropped connection, 5xx) the job list is compared with the one taken before the first try
+        (`jobs`, when the caller has just read it), and a new job for this workload/client is taken
+        as ours instead of posting again.
         Returns (job_id, attempts, error): error is the failure of a POST whose job was found
         stored anyway (upstream answers 500 when it stored the job but could not queue it)."""
         body = {"workload_id": workload_id, "client_id": client_id}
         if data_split_config is not None:
             body["data_split_config"] = data_split_config
-        before = set(j["id"] for j in self.list_jobs())
+        before = set(j["id"] for j in (self.list_jobs() if jobs is None else jobs))
         delays = backoff_delays(self.rest.retries, self.rest.backoff_base, self.rest.backoff_cap, self.rest.rng)
         attempts = 0
         while True:

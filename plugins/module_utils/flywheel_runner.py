@@ -117,7 +117,7 @@ class JobRun:
                     msg="would start a job for %s/%s" % (p["workload_id"], p["client_id"]),
                 )
             else:
-                job_id, attempts, post_error = client.create_job(p["workload_id"], p["client_id"], dsc)
+                job_id, attempts, post_error = client.create_job(p["workload_id"], p["client_id"], dsc, jobs)
                 changed, extra = True, dict(attempts=attempts)
                 if post_error:
                     self.module.warn(

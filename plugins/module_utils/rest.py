@@ -104,11 +104,12 @@ class RestClient:
     def _authorization(self):
         return "Bearer %s" % self.token if self.token else None
 
-    def _headers(self, content_type):
+    def _headers(self, content_type, extra=None):
         headers = {"Accept": "application/json"}
         if content_type:
             headers["Content-Type"] = content_type
         headers.update(self.headers)
+        headers.update(extra or {})
         authorization = self._authorization()
         if authorization:
             headers["Authorization"] = authorization
@@ -134,9 +135,12 @@ class RestClient:
         refused = isinstance(reason, ConnectionRefusedError) or "refused" in str(reason).lower()
         return RestError("%s %s failed: %s" % (method, url, reason), url=url, ambiguous=not refused)
 
-    def send_once(self, method, path, body=None, query=None, timeout=None, raw_body=None, content_type=None):
+    def send_once(
+        self, method, path, body=None, query=None, timeout=None, raw_body=None, content_type=None, headers=None
+    ):
         """One request; returns (status, parsed JSON or None). Raises RestError (or the subclass's).
-        `raw_body` with `content_type` sends bytes as they are (e.g. NDJSON) instead of JSON."""
+        `raw_body` with `content_type` sends bytes as they are (e.g. NDJSON) instead of JSON;
+        `headers` are added to this request only (e.g. Content-Encoding)."""
         url = self.url(path, query)
         if raw_body is not None:
             data = raw_body
@@ -150,7 +154,7 @@ class RestClient:
                 method,
                 url,
                 data=data,
-                headers=self._headers(content_type),
+                headers=self._headers(content_type, headers),
                 validate_certs=self.validate_certs,
                 ca_path=self.ca_path,
                 timeout=timeout or self.timeout,
@@ -166,7 +170,18 @@ class RestClient:
             reason = getattr(err, "reason", err)
             raise self._transport_error(method, url, reason, _is_tls_error(reason)) from None
 
-    def request(self, method, path, body=None, query=None, retry=None, timeout=None, raw_body=None, content_type=None):
+    def request(
+        self,
+        method,
+        path,
+        body=None,
+        query=None,
+        retry=None,
+        timeout=None,
+        raw_body=None,
+        content_type=None,
+        headers=None,
+    ):
         """A request, retried on transport errors and retry_status answers when it is safe to
         (idempotent methods, or retry=True). Returns (status, data)."""
         method = method.upper()
@@ -176,7 +191,14 @@ class RestClient:
         while True:
             try:
                 return self.send_once(
-                    method, path, body=body, query=query, timeout=timeout, raw_body=raw_body, content_type=content_type
+                    method,
+                    path,
+                    body=body,
+                    query=query,
+                    timeout=timeout,
+                    raw_body=raw_body,
+                    content_type=content_type,
+                    headers=headers,
                 )
             except RestError as err:
                 if err.status is not None and err.status not in self.retry_status:
