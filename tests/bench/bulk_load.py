@@ -33,7 +33,7 @@ import urllib.parse
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path[:0] = [str(ROOT / ".collections"), str(ROOT)]
+sys.path[:0] = [str(ROOT / "collections"), str(ROOT)]
 
 from ansible_collections.dataflywheel.blueprint.plugins.module_utils import flywheel_log_reader as reader  # noqa: E402
 from ansible_collections.dataflywheel.blueprint.plugins.module_utils.flywheel_log_loader import BulkLoader  # noqa: E402

@@ -25,7 +25,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-sys.path[:0] = [str(Path(__file__).resolve().parents[2] / ".collections"), str(Path(__file__).resolve().parents[2])]
+sys.path[:0] = [str(Path(__file__).resolve().parents[2] / "collections"), str(Path(__file__).resolve().parents[2])]
 
 from ansible_collections.dataflywheel.blueprint.plugins.module_utils.flywheel_client import FlywheelClient  # noqa: E402
 from ansible_collections.dataflywheel.blueprint.plugins.module_utils.rest import RestClient  # noqa: E402

@@ -4,15 +4,13 @@ every role has a README, argument specs for each entry point and only prefixed, 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
 from ansible_collections.dataflywheel.blueprint.plugins.lookup.role_argument_specs import relax, role_specs
+from tests import harness
 
 ROOT = Path(__file__).resolve().parents[2]
 ROLES = sorted(p.name for p in (ROOT / "roles").iterdir() if p.is_dir())
@@ -20,17 +18,9 @@ MODULES = sorted(p.stem for p in (ROOT / "plugins" / "modules").glob("*.py") if 
 
 
 def ansible_doc(*args: str) -> dict:
-    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"))
-    proc = subprocess.run(
-        [str(Path(sys.executable).parent / "ansible-doc"), "--json", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr
-    return json.loads(proc.stdout)
+    if args[0] == "-t":
+        return harness.ansible_doc(*args[2:], plugin_type=args[1])
+    return harness.ansible_doc(*args)
 
 
 def test_every_module_renders_in_ansible_doc():
@@ -95,6 +85,11 @@ def test_role_argument_specs_lookup_relaxes_only_what_defaults_provide(tmp_path)
                     "main": {
                         "options": {
                             "demo_url": {"type": "str", "required": True},
+                            "demo_platform": {
+                                "type": "str",
+                                "default": "{{ flywheel_platform }}",
+                                "choices": ["a", "b"],
+                            },
                             "demo_token": {"type": "str", "required": True},
                             "demo_items": {
                                 "type": "list",
@@ -108,13 +103,16 @@ def test_role_argument_specs_lookup_relaxes_only_what_defaults_provide(tmp_path)
             }
         )
     )
-    (role / "defaults" / "main.yml").write_text("demo_url: \"{{ lookup('env', 'DEMO_URL') }}\"\ndemo_items: []\n")
+    (role / "defaults" / "main.yml").write_text(
+        "demo_url: \"{{ lookup('env', 'DEMO_URL') }}\"\ndemo_items: []\ndemo_platform: \"{{ flywheel_platform }}\"\n"
+    )
     (tmp_path / "roles" / "nospec" / "tasks").mkdir(parents=True)
     items = role_specs(str(tmp_path / "roles"))
     assert [(i["role"], i["entry_point"]) for i in items] == [("demo", "main")]
     options = items[0]["options"]
     assert "required" not in options["demo_url"]  # the role's defaults provide it
     assert options["demo_token"]["required"] is True  # nothing provides it
+    assert "default" not in options["demo_platform"]  # a templated default is not a value to validate
     assert options["demo_items"]["options"]["name"]["required"] is True  # nested specs untouched
     assert [i["entry_point"] for i in role_specs(str(tmp_path / "roles"), entry_point="")] == ["main", "other"]
     assert role_specs(str(tmp_path / "roles"), exclude=["demo"]) == []

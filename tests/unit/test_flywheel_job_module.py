@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from tests.integration.flywheel_sim import call_module, control
+from tests.integration.flywheel_sim import control, run_module
 from tests.integration.nemo_sim import call, seed_job
 from tests.sim.flywheel_api.simulator import customization_id
 from tests.sim.flywheel_api.simulator import start as start_flywheel
@@ -44,11 +44,11 @@ def sim(clock):
 
 
 def job(sim, check=False, **args):
-    return call_module("flywheel_job", {"api_url": sim.url, "wait_sleep": 1, **args}, check=check)
+    return run_module("flywheel_job", {"api_url": sim.url, "wait_sleep": 1, **args}, check=check)
 
 
 def info(sim, **args):
-    return call_module("flywheel_job_info", {"api_url": sim.url, "wait_sleep": 1, **args})
+    return run_module("flywheel_job_info", {"api_url": sim.url, "wait_sleep": 1, **args})
 
 
 def sim_jobs(sim):
@@ -231,7 +231,7 @@ def test_start_wait_complete_and_rerun_reuses(fast):
 
 
 def test_check_mode_never_posts(fast):
-    result = call_module("flywheel_job", {"api_url": fast.url, "workload_id": "aiva-2", "client_id": "dev"}, check=True)
+    result = run_module("flywheel_job", {"api_url": fast.url, "workload_id": "aiva-2", "client_id": "dev"}, check=True)
     assert result["changed"] is True
     assert posts(fast) == 0
 
@@ -299,7 +299,7 @@ def test_timeout_says_where_the_job_is(fast):
 def test_info_waits_for_many_jobs_with_one_list_request_per_poll(fast):
     ids = [job(fast, workload_id=f"w{i}", client_id="bench")["job"]["id"] for i in range(4)]
     control(fast, "/_sim/stats", method="DELETE")
-    info = call_module("flywheel_job_info", {"api_url": fast.url, "client_id": "bench", "wait": True, "wait_sleep": 1})
+    info = run_module("flywheel_job_info", {"api_url": fast.url, "client_id": "bench", "wait": True, "wait_sleep": 1})
     assert sorted(j["id"] for j in info["jobs"]) == sorted(ids)
     assert all(j["status"] == "completed" for j in info["jobs"])
     stats = control(fast, "/_sim/stats")
