@@ -37,6 +37,7 @@ import tempfile
 import time
 import traceback
 from dataclasses import dataclass, field
+from unittest import mock
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -339,7 +340,8 @@ def _environ(extra: dict):
 
 
 def _module_in_process(module: str, args: dict, *, check: bool, diff: bool, env: dict | None) -> dict:
-    from ansible.module_utils.common import warnings as ansible_warnings  # noqa: PLC0415 - ansible is slow to import
+    from ansible.module_utils import _internal as ansible_internal  # noqa: PLC0415 - ansible is slow to import
+    from ansible.module_utils.common import warnings as ansible_warnings  # noqa: PLC0415
     from ansible.module_utils.testing import patch_module_args  # noqa: PLC0415
 
     code = importlib.import_module(f"ansible_collections.dataflywheel.blueprint.plugins.modules.{module}")
@@ -357,6 +359,9 @@ def _module_in_process(module: str, args: dict, *, check: bool, diff: bool, env:
         with contextlib.ExitStack() as stack:
             stack.enter_context(_environ({"TMPDIR": ansible_tmp(), **(env or {})}))
             stack.enter_context(patch_module_args({**args, **internal}))
+            # a module runs on the target: once this process imported controller code (a lookup or filter
+            # test), module_utils would send warnings to the controller's Display instead of the result
+            stack.enter_context(mock.patch.object(ansible_internal, "is_controller", False))
             stack.enter_context(contextlib.redirect_stdout(stdout))
             stack.enter_context(contextlib.redirect_stderr(stderr))
             try:

@@ -178,7 +178,9 @@ class ModuleDocFragment(object):
         "C(nmp_uri) is looked up there, and its failure gets the service's own words (the customizer's status "
         "log line, the evaluator's status message and log tail) plus a hint, in C(error) and C(diagnosis). "
         "Only the job id is taken from the C(nmp_uri). A NeMo side that cannot be reached leaves the failure "
-        "as it was and warns.",
+        "as it was and warns. M(dataflywheel.blueprint.flywheel_job) with state C(cancelled) or C(absent) also "
+        "cancels there the customizations the job leaves running (the flywheel's own cancel posts to a path "
+        "NeMo answers 404, so training would keep its GPU), and says whether each GPU was released.",
     )
     WAIT = r"""
 options:

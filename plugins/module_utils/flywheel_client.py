@@ -1,19 +1,21 @@
 # -*- coding: utf-8 -*-
 # Copyright: dataflywheel.blueprint contributors
 # Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
-"""Client for the NVIDIA Data Flywheel REST API (`/api/jobs`), and what to make of its answers.
+"""Client for the NVIDIA Data Flywheel REST API (`/api/jobs`): requests, waiting, and input checks.
 
 The API's quirks are handled here, once: POST answers `queued` but the job is stored `pending`;
-ids that are not 24-hex ObjectIds get 400; cancelling a finished job is 400 (so is a second
-cancel); deleting an unfinished job is 400 and deletion finishes in the background (observable
-only as 404); jobs run one at a time; a `completed` job can hide failed NIMs, evaluations and
-customizations. There is no health endpoint: readiness is `GET /openapi.json`.
+ids are 24-hex ObjectIds in either case (the answers carry lower case), anything else gets 400;
+cancelling a finished job is 400 (so is a second cancel); deleting an unfinished job is 400 and
+deletion finishes in the background (observable only as 404); jobs run one at a time; a POST that
+fails after the job was stored (the task broker down) leaves a job no worker will ever run. There
+is no health endpoint: readiness is `GET /openapi.json`.
 """
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import datetime
 import re
 import time
 
@@ -21,85 +23,218 @@ from ansible_collections.dataflywheel.blueprint.plugins.module_utils.rest import
 
 TERMINAL = ("completed", "failed", "cancelled")
 ACTIVE = ("pending", "running", "queued")
-OBJECT_ID = re.compile(r"^[0-9a-f]{24}$")
-TOOL_SCORES = ("function_name", "function_name_and_args_accuracy", "tool_calling_correctness")
-GENERIC_SCORES = ("similarity",)
+OBJECT_ID = re.compile(r"^[0-9a-fA-F]{24}$")
+ORPHAN_TIMEOUT = 120
 
-# DataSplitConfig as the API validates it (src/config.py): name -> (type, check, message)
-DATA_SPLIT_FIELDS = {
-    "eval_size": (int, lambda v: v >= 1, "must be an integer >= 1"),
-    "val_ratio": (float, lambda v: 0 <= v < 1, "must be a number with 0 <= val_ratio < 1"),
-    "min_total_records": (int, lambda v: v >= 1, "must be an integer >= 1"),
-    "random_seed": (int, lambda v: True, "must be an integer or null"),
-    "limit": (int, lambda v: v >= 1, "must be an integer >= 1"),
-    "parse_function_arguments": (bool, lambda v: True, "must be true or false"),
+# DataSplitConfig (upstream src/config.py) as the API validates a job's override: only val_ratio has
+# bounds, and keys left out take these pydantic defaults (not the deployed config.yaml's).
+DATA_SPLIT_DEFAULTS = {
+    "eval_size": 20,
+    "val_ratio": 0.1,
+    "min_total_records": 50,
+    "random_seed": None,
+    "limit": 10000,
+    "parse_function_arguments": True,
 }
+TRUE_WORDS = ("1", "on", "t", "true", "y", "yes")
+FALSE_WORDS = ("0", "off", "f", "false", "n", "no")
+INT_TEXT = re.compile(r"^[+-]?\d(_?\d)*(\.0*)?$")
 
 
 class FlywheelError(Exception):
     pass
 
 
+# ------------------------------------------------------------------ inputs
+def _as_int(value):
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and INT_TEXT.match(value.strip()):
+        return int(value.strip().partition(".")[0])
+    raise ValueError(value)
+
+
+def _as_float(value):
+    if isinstance(value, (bool, int, float)):
+        return float(value)
+    if isinstance(value, str):
+        return float(value)
+    raise ValueError(value)
+
+
+def _as_bool(value):
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float)) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.lower() in TRUE_WORDS + FALSE_WORDS:
+        return value.lower() in TRUE_WORDS
+    raise ValueError(value)
+
+
+SPLIT_RULES = {
+    "eval_size": (_as_int, "must be an integer"),
+    "val_ratio": (_as_float, "must be a number with 0 <= val_ratio < 1"),
+    "min_total_records": (_as_int, "must be an integer"),
+    "random_seed": (_as_int, "must be an integer or null"),
+    "limit": (_as_int, "must be an integer"),
+    "parse_function_arguments": (_as_bool, "must be true or false"),
+}
+
+
 def validate_data_split_config(config):
-    """Check a data_split_config like the API would, before anything is sent. Returns a clean
-    copy (strings from AWX surveys coerced) or raises FlywheelError naming the field."""
+    """Check a job's data_split_config with the API's own rules (upstream's pydantic model in lax
+    mode: AWX survey strings such as "20" or "false" pass and are sent as numbers/booleans), and
+    the one relation the flywheel's data validator refuses every job for: limit below
+    min_total_records (keys left out count with the API's defaults). No stricter: eval_size 0 and
+    eval_size above min_total_records are accepted, as the API accepts them. Returns a clean copy
+    or raises FlywheelError naming the field."""
     if config is None:
         return None
     if not isinstance(config, dict):
-        raise FlywheelError("data_split_config must be a mapping of %s" % ", ".join(sorted(DATA_SPLIT_FIELDS)))
-    unknown = sorted(set(config) - set(DATA_SPLIT_FIELDS))
+        raise FlywheelError("data_split_config must be a mapping of %s" % ", ".join(sorted(SPLIT_RULES)))
+    unknown = sorted(set(config) - set(SPLIT_RULES))
     if unknown:
         raise FlywheelError(
-            "data_split_config has unknown field(s) %s; allowed: %s"
-            % (", ".join(unknown), ", ".join(sorted(DATA_SPLIT_FIELDS)))
+            "data_split_config has unknown field(s) %s (the API would ignore them silently); allowed: %s"
+            % (", ".join(unknown), ", ".join(sorted(SPLIT_RULES)))
         )
     clean = {}
     for name, value in config.items():
-        kind, check, message = DATA_SPLIT_FIELDS[name]
+        convert, message = SPLIT_RULES[name]
         if value is None and name == "random_seed":
             clean[name] = None
             continue
         try:
-            coerced = _coerce(value, kind)
+            clean[name] = convert(value)
         except (TypeError, ValueError):
             raise FlywheelError("data_split_config.%s=%r %s" % (name, value, message)) from None
-        if not check(coerced):
+        if name == "val_ratio" and not 0 <= clean[name] < 1:
             raise FlywheelError("data_split_config.%s=%r %s" % (name, value, message))
-        clean[name] = coerced
-    if "eval_size" in clean and "min_total_records" in clean and clean["eval_size"] > clean["min_total_records"]:
+    merged = dict(DATA_SPLIT_DEFAULTS, **clean)
+    if merged["limit"] < merged["min_total_records"]:
         raise FlywheelError(
-            "data_split_config.eval_size=%d is larger than min_total_records=%d: the evaluation "
-            "set is taken from the records, so min_total_records must be at least eval_size"
-            % (clean["eval_size"], clean["min_total_records"])
+            "data_split_config.limit=%d is below min_total_records=%d%s: the flywheel accepts the job, then fails "
+            "it with 'limit cannot be less than the minimum number of records'. Raise limit or lower "
+            "min_total_records"
+            % (
+                merged["limit"],
+                merged["min_total_records"],
+                ""
+                if "limit" in clean and "min_total_records" in clean
+                else " (a key left out takes the API's default)",
+            )
         )
     return clean
 
 
-def _coerce(value, kind):
-    if kind is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in ("true", "yes", "1", "false", "no", "0"):
-            return value.lower() in ("true", "yes", "1")
-        raise ValueError(value)
-    if isinstance(value, bool):
-        raise TypeError(value)
-    if kind is int:
-        if isinstance(value, float) and not value.is_integer():
-            raise ValueError(value)
-        return int(str(value).strip()) if isinstance(value, str) else int(value)
-    return float(value)
+def data_split_warnings(clean):
+    """Values the API takes but no job can use sensibly (said, not refused)."""
+    out = []
+    for name in ("eval_size", "min_total_records"):
+        if (clean or {}).get(name) is not None and clean[name] < 0:
+            out.append(
+                "data_split_config.%s=%d is negative; the API accepts it, the split makes no sense"
+                % (name, clean[name])
+            )
+    return out
+
+
+def normalize_id(job_id):
+    """The API takes ObjectIds in either case and answers in lower case."""
+    return str(job_id).strip().lower()
 
 
 def is_object_id(job_id):
-    return bool(job_id) and bool(OBJECT_ID.match(str(job_id)))
+    return bool(job_id) and bool(OBJECT_ID.match(str(job_id).strip()))
 
 
+def parse_time(text):
+    """A timestamp as the API serialises it (naive UTC, optional fraction) -> naive datetime or None."""
+    if not text:
+        return None
+    text = str(text).replace("Z", "").split("+")[0]
+    for fmt in ("%Y-%m-%dT%H:%M:%S.%f", "%Y-%m-%dT%H:%M:%S"):
+        try:
+            return datetime.datetime.strptime(text, fmt)
+        except ValueError:
+            continue
+    return None
+
+
+def utcnow():
+    return datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+
+
+# ------------------------------------------------------------------ orphans
+def orphan_evidence(job, jobs, now, timeout=ORPHAN_TIMEOUT):
+    """None, or why `job` (pending) looks like one no worker will run: no job is running and the
+    worker has had nothing to do (no job started or finished) for `timeout` seconds while this one
+    waited. `jobs` is the whole list; `now` the current naive UTC time."""
+    if job is None or job.get("status") not in ("pending", "queued"):
+        return None
+    if any(j.get("status") == "running" for j in jobs):
+        return None
+    created = parse_time(job.get("started_at"))
+    if created is None:
+        return None
+    marks = [created] + [parse_time(j.get("finished_at")) for j in jobs if j.get("finished_at")]
+    idle_since = max(m for m in marks if m is not None)
+    idle = (now - idle_since).total_seconds()
+    if idle < timeout:
+        return None
+    return {
+        "job_id": job.get("id"),
+        "pending_seconds": int((now - created).total_seconds()),
+        "idle_seconds": int(idle),
+        "idle_since": idle_since.isoformat(),
+    }
+
+
+class OrphanedJob(FlywheelError):
+    def __init__(self, job, evidence, post_error=None):
+        self.job = job
+        self.evidence = evidence
+        self.post_error = post_error
+        cause = (
+            "the API stored the job but answered %s, so it could not queue it for the worker (upstream "
+            "inserts the job, then hands it to Celery; a task broker (Redis) that is down fails that step)" % post_error
+            if post_error
+            else "the API could not queue it for the worker (its task broker, Redis, was unreachable when "
+            "the job was posted: the POST answered 500) or the flywheel's parent worker "
+            "(df-celery-parent-worker) is down"
+        )
+        super(OrphanedJob, self).__init__(
+            "Job %s (%s/%s) has been pending for %ss while no job ran (the worker has had nothing to do "
+            "since %s): no worker picked it up. Likely cause: %s. Way out: check the df-redis and "
+            "df-celery-parent-worker pods, then rerun with replace_orphaned=true (cancels and deletes "
+            "this job and starts a new one), or remove it with state=absent and cancel_running=true."
+            % (
+                job.get("id"),
+                job.get("workload_id"),
+                job.get("client_id"),
+                evidence["pending_seconds"],
+                evidence["idle_since"],
+                cause,
+            )
+        )
+
+
+# ------------------------------------------------------------------ client
 class FlywheelClient:
-    def __init__(self, rest, sleep=time.sleep, clock=time.monotonic):
+    def __init__(self, rest, sleep=time.sleep, clock=time.monotonic, now=utcnow):
         self.rest = rest
         self.sleep = sleep
         self.clock = clock
+        self.now = now
+        # the next pause the last wait() would have taken: hand it to the next call (first_delay)
+        # so a wait split into progress steps keeps its backoff instead of restarting at 2 s
+        self.next_delay = None
+        self.details = {}  # job id -> the detail read by the last poll (saves a GET at the end)
 
     # -------------------------------------------------------------- plain calls
     def ready(self):
@@ -114,9 +249,13 @@ class FlywheelClient:
         _status, data = self.rest.request("GET", "/api/jobs")
         return (data or {}).get("jobs", [])
 
-    def get_job(self, job_id):
+    def get_job(self, job_id, cached=False):
+        """The job's detail, or None when the API answers 404. `cached`: the one the last poll read."""
         if not is_object_id(job_id):
             raise FlywheelError("job_id %r is not a flywheel job id (24 hexadecimal characters)" % job_id)
+        job_id = normalize_id(job_id)
+        if cached and job_id in self.details:
+            return self.details[job_id]
         try:
             _status, data = self.rest.request("GET", "/api/jobs/%s" % job_id)
         except RestError as err:
@@ -135,28 +274,30 @@ class FlywheelClient:
         ]
         return sorted(mine, key=lambda j: j.get("started_at") or "")[-1] if mine else None
 
-    def create_job(self, workload_id, client_id, data_split_config=None):
+    def create_job(self, workload_id, client_id, data_split_config=None, jobs=None):
         """Start a job, at most once. POST is not idempotent: after an ambiguous failure (timeout,
-        dropped connection, 5xx) the job list is compared with the one taken before the first try,
-        and a new job for this workload/client is taken as ours instead of posting again.
-        Returns (job_id, attempts)."""
+        dropped connection, 5xx) the job list is compared with the one taken before the first try
+        (`jobs`, when the caller has just read it), and a new job for this workload/client is taken
+        as ours instead of posting again.
+        Returns (job_id, attempts, error): error is the failure of a POST whose job was found
+        stored anyway (upstream answers 500 when it stored the job but could not queue it)."""
         body = {"workload_id": workload_id, "client_id": client_id}
         if data_split_config is not None:
             body["data_split_config"] = data_split_config
-        before = set(j["id"] for j in self.list_jobs())
+        before = set(j["id"] for j in (self.list_jobs() if jobs is None else jobs))
         delays = backoff_delays(self.rest.retries, self.rest.backoff_base, self.rest.backoff_cap, self.rest.rng)
         attempts = 0
         while True:
             attempts += 1
             try:
                 _status, data = self.rest.request("POST", "/api/jobs", body=body, retry=False)
-                return data["id"], attempts
+                return data["id"], attempts, None
             except RestError as err:
                 if not err.ambiguous:
                     raise
                 created = self._created_since(before, workload_id, client_id)
                 if created:
-                    return created, attempts
+                    return created, attempts, "HTTP %s" % err.status if err.status else str(err)
                 delay = next(delays, None)
                 if delay is None:
                     raise
@@ -178,7 +319,7 @@ class FlywheelClient:
         """Returns True if a cancellation was requested, False if the job had already finished
         (400 "already finished" is the API's answer to a second cancel)."""
         try:
-            self.rest.request("POST", "/api/jobs/%s/cancel" % job_id, retry=True)
+            self.rest.request("POST", "/api/jobs/%s/cancel" % normalize_id(job_id), retry=True)
             return True
         except RestError as err:
             if err.status == 400 and "finished" in str(err.detail):
@@ -186,35 +327,69 @@ class FlywheelClient:
             raise
 
     def delete_job(self, job_id):
-        self.rest.request("DELETE", "/api/jobs/%s" % job_id)
+        self.rest.request("DELETE", "/api/jobs/%s" % normalize_id(job_id))
 
     # -------------------------------------------------------------- waiting
-    def wait(self, job_ids, timeout, sleep_cap=30.0, until=TERMINAL, progress=None):
-        """Poll until every job is in `until` (or gone, for deletion). One list request per poll,
-        whatever the number of jobs; the job's own GET only once at the end for details.
-        Delays grow 2, 4, 8 ... seconds up to sleep_cap. Returns {id: job or None}."""
+    def wait(
+        self,
+        job_ids,
+        timeout,
+        sleep_cap=30.0,
+        until=TERMINAL,
+        progress=None,
+        first_delay=None,
+        orphan_timeout=None,
+    ):
+        """Poll until every job is in `until` (or gone, for `until=("deleted",)`). One request per
+        poll whatever the number of jobs: the list, or, for one running job, its detail (which
+        also says what it is doing, so no second read is needed at the end). Delays grow 2, 4, 8
+        ... seconds up to sleep_cap; `first_delay` (a previous call's next_delay) sleeps before the
+        first poll and continues that backoff. With `orphan_timeout`, a pending job no worker picks
+        up raises OrphanedJob. Returns {id: job or None}."""
         deadline = self.clock() + timeout
-        delay = min(2.0, sleep_cap)
-        pending = set(job_ids)
+        pending = set(normalize_id(j) for j in job_ids)
         latest = {}
+        delay = min(2.0, sleep_cap)
+        if first_delay:
+            delay = min(float(first_delay), sleep_cap)
+            self.sleep(min(delay, max(0.0, deadline - self.clock())))
+            delay = min(delay * 2, sleep_cap)
+        self.details = {}
         while True:
-            jobs = {j["id"]: j for j in self.list_jobs()}
-            for job_id in list(pending):
-                job = jobs.get(job_id)
-                latest[job_id] = job
-                if job is None and until == ("deleted",):
-                    pending.discard(job_id)
-                elif job is not None and job.get("status") in until:
-                    pending.discard(job_id)
+            self._poll(pending, latest, until, orphan_timeout)
             if progress:
                 progress(latest)
             if not pending:
+                self.next_delay = None
                 return latest
             remaining = deadline - self.clock()
             if remaining <= 0:
+                self.next_delay = delay
                 raise WaitTimeout(pending, latest)
             self.sleep(min(delay, remaining))
             delay = min(delay * 2, sleep_cap)
+
+    def _poll(self, pending, latest, until, orphan_timeout):
+        single = next(iter(pending)) if len(pending) == 1 else None
+        if single and until != ("deleted",) and (latest.get(single) or {}).get("status") == "running":
+            job = self.get_job(single)  # one running job: its detail costs no more than the list
+            self.details[single] = job
+            jobs = {single: job} if job else {}
+        else:
+            listed = self.list_jobs()
+            jobs = dict((j["id"], j) for j in listed)
+            for job_id in pending:
+                if orphan_timeout and job_id in jobs:
+                    evidence = orphan_evidence(jobs[job_id], listed, self.now(), orphan_timeout)
+                    if evidence:
+                        raise OrphanedJob(jobs[job_id], evidence)
+        for job_id in list(pending):
+            job = jobs.get(job_id)
+            latest[job_id] = job
+            if job is None and until == ("deleted",):
+                pending.discard(job_id)
+            elif job is not None and job.get("status") in until:
+                pending.discard(job_id)
 
 
 class WaitTimeout(FlywheelError):
@@ -226,108 +401,3 @@ class WaitTimeout(FlywheelError):
             job = latest.get(job_id)
             parts.append("%s is %s" % (job_id, job.get("status") if job else "not listed"))
         super(WaitTimeout, self).__init__("timed out waiting: " + "; ".join(parts))
-
-
-# ------------------------------------------------------------------ results
-def summarize(job):
-    """What a person needs from a job detail: per NIM, its state, scores per evaluation type,
-    customization progress, and every failure hidden inside a job that may say `completed`."""
-    failures = []
-    if job.get("status") == "failed" or (job.get("error") and job.get("status") != "cancelled"):
-        failures.append({"part": "job", "error": job.get("error") or "job failed"})
-    judge = job.get("llm_judge") or {}
-    if judge.get("error") or judge.get("deployment_status") == "failed":
-        failures.append({"part": "llm_judge %s" % judge.get("model_name"), "error": judge.get("error") or "failed"})
-    nims = []
-    for nim in job.get("nims") or []:
-        name = nim.get("model_name")
-        scores = {}
-        for ev in nim.get("evaluations") or []:
-            if ev.get("error"):
-                failures.append({"part": "%s %s" % (name, ev.get("eval_type")), "error": ev["error"]})
-            scores[ev.get("eval_type")] = dict(ev.get("scores") or {})
-        customs = []
-        for cu in nim.get("customizations") or []:
-            if cu.get("error"):
-                failures.append({"part": "%s customization" % name, "error": cu["error"]})
-            customs.append(
-                {
-                    k: cu.get(k)
-                    for k in (
-                        "progress",
-                        "epochs_completed",
-                        "steps_completed",
-                        "customized_model",
-                        "runtime_seconds",
-                        "error",
-                    )
-                }
-            )
-        if nim.get("status") == "failed" or nim.get("error"):
-            failures.append({"part": "%s" % name, "error": nim.get("error") or "NIM failed"})
-        nims.append(
-            {
-                "model_name": name,
-                "status": nim.get("status"),
-                "deployment_status": nim.get("deployment_status"),
-                "runtime_seconds": nim.get("runtime_seconds"),
-                "scores": scores,
-                "customizations": customs,
-                "error": nim.get("error"),
-            }
-        )
-    return {
-        "id": job.get("id"),
-        "workload_id": job.get("workload_id"),
-        "client_id": job.get("client_id"),
-        "status": job.get("status"),
-        "num_records": job.get("num_records"),
-        "started_at": job.get("started_at"),
-        "finished_at": job.get("finished_at"),
-        "nims": nims,
-        "failures": failures,
-        "stage": stage(job),
-    }
-
-
-def stage(job):
-    """Where a job is, in words: 'queued behind other jobs', 'meta/llama...: base-eval 40%', ..."""
-    status = job.get("status")
-    if status in ("pending", "queued"):
-        return "pending (jobs run one at a time; waiting for the worker)"
-    if status in TERMINAL:
-        return status
-    for nim in job.get("nims") or []:
-        if nim.get("status") in ("pending", "deploying-nim"):
-            return "%s: deploying NIM (%s)" % (nim.get("model_name"), nim.get("deployment_status"))
-        if nim.get("status") == "running-evals":
-            parts = [
-                "%s %s%%" % (e.get("eval_type"), int(e.get("progress") or 0))
-                for e in nim.get("evaluations") or []
-                if not e.get("finished_at")
-            ]
-            parts += [
-                "customization %s%% (epoch %s)" % (int(c.get("progress") or 0), c.get("epochs_completed"))
-                for c in nim.get("customizations") or []
-                if not c.get("finished_at")
-            ]
-            return "%s: %s" % (nim.get("model_name"), ", ".join(parts) or "evaluating")
-    return "running: preparing datasets / waiting for the LLM judge"
-
-
-def table(summary):
-    """Rows for a results table: one per NIM and evaluation type."""
-    rows = []
-    for nim in summary["nims"]:
-        for eval_type, scores in sorted(nim["scores"].items()):
-            row = {
-                "workload_id": summary["workload_id"],
-                "client_id": summary["client_id"],
-                "model": nim["model_name"],
-                "eval_type": eval_type,
-            }
-            for key in TOOL_SCORES + GENERIC_SCORES:
-                if key in scores:
-                    row[key] = scores[key]
-            rows.append(row)
-    return rows

@@ -296,6 +296,27 @@ class NemoJobsClient:
             raise
         return data
 
+    def cancel_customization(self, job_id, settle=30.0):
+        """Cancel a customization through the customizer's endpoint, POST
+        /v1/customization/jobs/{id}/cancel (the flywheel v0.3.1 posts to /v1/customizations/{id}/cancel,
+        which NeMo answers 404, so its training keeps the GPU), then wait up to `settle` seconds for
+        the job to stop. Returns (status dict or None when NeMo does not know the job, whether this
+        call cancelled it)."""
+        status = self.customization_status(job_id)
+        if status is None or status.get("status") in CUST_TERMINAL:
+            return status, False
+        try:
+            self.rest.request("POST", "/v1/customization/jobs/%s/cancel" % job_id, retry=True)
+        except RestError as err:
+            if err.status not in (400, 409):  # finished meanwhile
+                raise
+        try:
+            return self.wait_customization(
+                job_id, settle, sleep_cap=5.0, until=("cancelled", "failed", "completed")
+            ), True
+        except NemoWaitTimeout as err:
+            return err.last, True
+
     def wait_customization(self, job_id, timeout, sleep_cap=30.0, until=CUST_TERMINAL, log_entries=5):
         deadline = self.clock() + timeout
         delay = min(2.0, sleep_cap)

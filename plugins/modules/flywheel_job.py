@@ -39,6 +39,9 @@ options:
     description:
       - V(present) starts (or reuses) a job. V(cancelled) cancels the job; a job that already
         finished is left as it is. V(absent) deletes the job and waits until the API answers 404.
+      - V(cancelled) and V(absent) also cancel, through the NeMo customizer's own endpoint, the customizations
+        the job leaves running (needs O(nemo_url)) and say in RV(nemo_customizations) whether each GPU was
+        released.
     type: str
     choices: [present, cancelled, absent]
     default: present
@@ -50,30 +53,36 @@ options:
     type: str
   job_id:
     description:
-      - Id of an existing job (24 hexadecimal characters). With O(state=present) the module attaches to it
+      - Id of an existing job (24 hexadecimal characters, either case). With O(state=present) the module attaches to it
         instead of starting one. With O(state=cancelled) or O(state=absent) and no O(job_id), the
         jobs of O(workload_id)/O(client_id) are acted on.
     type: str
   data_split_config:
     description:
-      - Overrides of the flywheel's data split for this job, validated here with the API's rules
-        before anything is sent.
+      - Overrides of the flywheel's data split for this job, checked here with the API's own rules before
+        anything is sent. Numbers and booleans may be strings (AWX surveys send strings); they are sent
+        converted. Keys left out take the API's defaults (C(eval_size=20), C(val_ratio=0.1),
+        C(min_total_records=50), C(limit=10000)), not the deployed C(config.yaml)'s.
+      - Refused only for what the API refuses (a value of the wrong type, C(val_ratio) outside [0, 1)) and
+        for C(limit) below C(min_total_records), for which the flywheel fails every job. As the API,
+        accepts C(eval_size) larger than C(min_total_records) (its own shipped config has 100 and 50) and
+        C(eval_size=0).
     type: dict
     suboptions:
       eval_size:
-        description: Records held out for evaluation (>= 1).
+        description: Records held out for evaluation (an integer; a job needs at least this many records).
         type: raw
       val_ratio:
         description: Share of the training records used for validation (0 <= x < 1).
         type: raw
       min_total_records:
-        description: Fewest records the job accepts (>= O(data_split_config.eval_size)).
+        description: Fewest records the job accepts (an integer, at most O(data_split_config.limit)).
         type: raw
       random_seed:
-        description: Seed of the split.
+        description: Seed of the split (an integer or null).
         type: raw
       limit:
-        description: Most records used.
+        description: Most records used (an integer).
         type: raw
       parse_function_arguments:
         description: Parse tool-call arguments as JSON.
@@ -93,10 +102,28 @@ options:
     description: With O(state=absent), cancel an unfinished job first instead of failing.
     type: bool
     default: false
+  orphan_timeout:
+    description:
+      - A pending job is orphaned when no job has run (none running, none started or finished) for this
+        many seconds while it waited - no worker will pick it up. Upstream stores a job before it queues it,
+        so a POST answered 500 while the task broker (Redis) is down leaves such a job; a stopped parent
+        worker does the same to every job.
+      - The module fails saying so (when it waits, or when a rerun finds the job), unless
+        O(replace_orphaned=true).
+    type: int
+    default: 120
+  replace_orphaned:
+    description:
+      - With O(state=present), cancel and delete an orphaned pending job of the same workload and client
+        (see O(orphan_timeout)) and start a new one, once, instead of failing. Not applied to a job named
+        with O(job_id).
+    type: bool
+    default: false
   fail_on_failed_parts:
     description:
       - Fail when a finished job has failed parts (job, LLM judge, NIM, evaluation, customization).
         Set to V(false) to only report them in the C(failures) of RV(summary) and warn.
+      - Parts that a user's cancel stopped are not failures; RV(summary) lists them in C(cancelled_parts).
     type: bool
     default: true
 """
@@ -162,30 +189,29 @@ attempts:
   description: POST attempts needed to start the job (1 unless the network failed).
   returned: when a job was started
   type: int
+nemo_customizations:
+  description:
+    - Per NeMo customization of a cancelled or deleted job that had not finished well - C(model), C(job_id),
+      its NeMo C(status), whether this call C(cancelled) it, C(gpu_released) (true once the training job has
+      stopped; null when it could not be checked) and a C(message).
+  returned: with O(state=cancelled) or O(state=absent)
+  type: list
+  elements: dict
+orphans_replaced:
+  description: Ids of orphaned pending jobs that were cancelled and deleted (O(replace_orphaned=true)).
+  returned: when a job was replaced
+  type: list
+  elements: str
+orphan:
+  description: Why a job was judged orphaned - C(job_id), C(pending_seconds), C(idle_seconds), C(idle_since).
+  returned: when the module failed on an orphaned job
+  type: dict
 """
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.dataflywheel.blueprint.plugins.module_utils.flywheel_client import (
-    TERMINAL,
-    FlywheelError,
-    WaitTimeout,
-    summarize,
-    table,
-    validate_data_split_config,
-    is_object_id,
-)
-from ansible_collections.dataflywheel.blueprint.plugins.module_utils.flywheel_module import (
-    client_from,
-    diagnose_failures,
-)
-from ansible_collections.dataflywheel.blueprint.plugins.module_utils.rest import RestError
+from ansible_collections.dataflywheel.blueprint.plugins.module_utils.flywheel_runner import DATA_SPLIT_KEYS, run_job
 from ansible_collections.dataflywheel.blueprint.plugins.module_utils.rest_options import WAIT_ARG_SPEC, argument_spec
-
-DSC_OPTIONS = dict(
-    (k, dict(type="raw"))
-    for k in ("eval_size", "val_ratio", "min_total_records", "random_seed", "limit", "parse_function_arguments")
-)
 
 
 def main():
@@ -196,10 +222,12 @@ def main():
         workload_id=dict(type="str"),
         client_id=dict(type="str"),
         job_id=dict(type="str"),
-        data_split_config=dict(type="dict", options=DSC_OPTIONS),
+        data_split_config=dict(type="dict", options=dict((k, dict(type="raw")) for k in DATA_SPLIT_KEYS)),
         reuse=dict(type="bool", default=True),
         reuse_completed=dict(type="bool", default=False),
         cancel_running=dict(type="bool", default=False),
+        replace_orphaned=dict(type="bool", default=False),
+        orphan_timeout=dict(type="int", default=120),
         fail_on_failed_parts=dict(type="bool", default=True),
         **WAIT_ARG_SPEC,
     )
@@ -209,143 +237,7 @@ def main():
         required_together=[("workload_id", "client_id")],
         required_one_of=[("job_id", "workload_id")],
     )
-    p = module.params
-    if p["job_id"] and not is_object_id(p["job_id"]):
-        module.fail_json(
-            msg="job_id=%r is not a flywheel job id: use the 24 hexadecimal characters the API "
-            "returned (for example from a registered flywheel_job result's job.id)" % p["job_id"]
-        )
-    try:
-        dsc = validate_data_split_config(
-            dict((k, v) for k, v in (p["data_split_config"] or {}).items() if v is not None)
-            if p["data_split_config"]
-            else None
-        )
-    except FlywheelError as err:
-        module.fail_json(msg="%s. Fix the task's data_split_config (nothing was sent)." % err)
-    client = client_from(module)
-    try:
-        result = dict(present=present, cancelled=cancelled, absent=absent)[p["state"]](module, client, dsc)
-    except WaitTimeout as err:
-        job = err.latest.get(err.pending[0]) or {}
-        detail = client.get_job(job["id"]) if job.get("id") else None
-        where = summarize(detail)["stage"] if detail else job.get("status")
-        module.fail_json(
-            msg="Timed out after %ss waiting for job %s: it is %s. Raise wait_timeout or check the "
-            "flywheel workers." % (p["wait_timeout"], err.pending[0], where),
-            job=detail or job,
-            summary=summarize(detail) if detail else {},
-        )
-    except (RestError, FlywheelError) as err:
-        module.fail_json(msg=str(err))
-    module.exit_json(**result)
-
-
-def finish(module, client, job_id, changed, extra=None):
-    """Fetch the detail, summarise, and apply fail_on_failed_parts."""
-    job = client.get_job(job_id) or {}
-    summary = summarize(job)
-    diagnose_failures(module, job, summary)
-    result = dict(changed=changed, job=job, jobs=[job_id], summary=summary, table=table(summary))
-    result.update(extra or {})
-    finished = job.get("status") in TERMINAL
-    if finished and summary["failures"]:
-        lines = ["%s: %s" % (f["part"], f["error"]) for f in summary["failures"]]
-        if module.params["fail_on_failed_parts"] and module.params["state"] == "present":
-            module.fail_json(
-                msg="Job %s is %s but %d part(s) failed: %s"
-                % (job_id, job.get("status"), len(lines), " | ".join(lines)),
-                **result,
-            )
-        module.warn("Job %s: %d part(s) failed: %s" % (job_id, len(lines), " | ".join(lines)))
-    return result
-
-
-def present(module, client, dsc):
-    p = module.params
-    if p["job_id"]:
-        job = client.get_job(p["job_id"])
-        if job is None:
-            module.fail_json(msg="Job %s not found (deleted?). Remove job_id to start a new one." % p["job_id"])
-        job_id, changed, extra = p["job_id"], False, {}
-    else:
-        statuses = ("pending", "running", "queued") + (("completed",) if p["reuse_completed"] else ())
-        active = client.find_active(p["workload_id"], p["client_id"], statuses=statuses) if p["reuse"] else None
-        if active:
-            job_id, changed, extra = active["id"], False, {}
-        elif module.check_mode:
-            return dict(
-                changed=True,
-                job={},
-                jobs=[],
-                summary={},
-                table=[],
-                msg="would start a job for %s/%s" % (p["workload_id"], p["client_id"]),
-            )
-        else:
-            job_id, attempts = client.create_job(p["workload_id"], p["client_id"], dsc)
-            changed, extra = True, dict(attempts=attempts)
-    if p["wait"]:
-        client.wait([job_id], timeout=p["wait_timeout"], sleep_cap=p["wait_sleep"])
-    result = finish(module, client, job_id, changed, extra)
-    if p["wait"] and result["job"].get("status") in ("failed", "cancelled") and p["fail_on_failed_parts"]:
-        module.fail_json(
-            msg="Job %s ended %s: %s" % (job_id, result["job"]["status"], result["job"].get("error")), **result
-        )
-    return result
-
-
-def targets(module, client):
-    p = module.params
-    if p["job_id"]:
-        job = client.get_job(p["job_id"])
-        return [job] if job else []
-    return [
-        j
-        for j in client.list_jobs()
-        if j.get("workload_id") == p["workload_id"] and j.get("client_id") == p["client_id"]
-    ]
-
-
-def cancelled(module, client, dsc):
-    p = module.params
-    jobs = [j for j in targets(module, client) if not j.get("finished_at") and j.get("status") not in TERMINAL]
-    if not jobs or module.check_mode:
-        return dict(changed=bool(jobs), jobs=[j["id"] for j in jobs], job=jobs[0] if jobs else {})
-    changed = False
-    for job in jobs:
-        changed = client.cancel_job(job["id"]) or changed
-    if p["wait"]:
-        client.wait([j["id"] for j in jobs], timeout=p["wait_timeout"], sleep_cap=p["wait_sleep"])
-    result = finish(module, client, jobs[-1]["id"], changed)
-    result["jobs"] = [j["id"] for j in jobs]
-    return result
-
-
-def absent(module, client, dsc):
-    p = module.params
-    jobs = targets(module, client)
-    running = [j for j in jobs if not j.get("finished_at")]
-    if running and not p["cancel_running"]:
-        module.fail_json(
-            msg="Job(s) %s are still %s: the API refuses to delete unfinished jobs. Cancel them first "
-            "(state=cancelled) or set cancel_running=true."
-            % (", ".join(j["id"] for j in running), "/".join(sorted(set(j["status"] for j in running))))
-        )
-    if not jobs or module.check_mode:
-        return dict(changed=bool(jobs), jobs=[j["id"] for j in jobs], job={})
-    if running:
-        for job in running:
-            client.cancel_job(job["id"])
-        client.wait([j["id"] for j in running], timeout=p["wait_timeout"], sleep_cap=p["wait_sleep"])
-    for job in jobs:
-        try:
-            client.delete_job(job["id"])
-        except RestError as err:
-            if err.status != 404:
-                raise
-    client.wait([j["id"] for j in jobs], timeout=p["wait_timeout"], sleep_cap=p["wait_sleep"], until=("deleted",))
-    return dict(changed=True, jobs=[j["id"] for j in jobs], job={})
+    run_job(module)
 
 
 if __name__ == "__main__":

@@ -13,8 +13,9 @@ short_description: Read Data Flywheel jobs, optionally waiting for many of them 
 version_added: 0.1.0
 description:
   - Returns one job (O(job_id)) or the jobs matching O(workload_id), O(client_id) and O(status).
-  - With O(wait=true) it waits until every selected job is finished, with one list request per
-    poll whatever the number of jobs, then reads each job's details once.
+  - With O(wait=true) it waits until every selected job is finished, with one request per poll whatever
+    the number of jobs (the list; for one running job, its detail), then reads each job's details once
+    (not again for a job whose detail the last poll read).
 author: dataflywheel.blueprint maintainers (@dataflywheel)
 extends_documentation_fragment:
   - dataflywheel.blueprint.rest_api.flywheel
@@ -30,12 +31,20 @@ attributes:
     description: Jobs are not diffed.
 options:
   job_id:
-    description: Id of one job (24 hexadecimal characters).
+    description:
+      - Id of one job (24 hexadecimal characters, either case).
+      - A job the API does not know fails the task (see O(fail_on_missing)).
     type: str
   job_ids:
-    description: Ids of several jobs.
+    description: Ids of several jobs; each must exist (see O(fail_on_missing)).
     type: list
     elements: str
+  fail_on_missing:
+    description:
+      - Fail when a job named in O(job_id) or O(job_ids) does not exist (never created, or deleted).
+        With V(false) the others are returned, the missing ids are in RV(missing), and the module warns.
+    type: bool
+    default: true
   workload_id:
     description: Only jobs of this workload.
     type: str
@@ -51,6 +60,18 @@ options:
     description: Read each selected job's details and return RV(summaries) and RV(table).
     type: bool
     default: true
+  poll_delay:
+    description:
+      - Seconds to wait before the first poll, continuing a backoff. Give it the RV(poll_delay) a previous
+        call returned, so a wait split into several calls (to print progress in between) polls no more
+        often than one long wait. Unset, the first poll is at once and the pauses start at 2 s.
+    type: float
+  orphan_timeout:
+    description:
+      - Fail when a selected job has been pending for this many seconds while no job ran (none running,
+        none started or finished) - no worker will pick it up. See M(dataflywheel.blueprint.flywheel_job).
+    type: int
+    default: 120
   fail_on_timeout:
     description:
       - Fail when O(wait_timeout) passes before every job finished. With V(false) the module
@@ -98,40 +119,23 @@ timed_out:
   description: Whether the wait ended before every selected job finished (only with O(fail_on_timeout=false)).
   returned: always
   type: bool
+poll_delay:
+  description:
+    - The pause the wait would have taken next (null when nothing is left to wait for).
+    - Give it to the next call's O(poll_delay).
+  returned: always
+  type: float
+missing:
+  description: Ids named in O(job_id)/O(job_ids) that the API does not know (only with O(fail_on_missing=false)).
+  returned: always
+  type: list
+  elements: str
 """
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.dataflywheel.blueprint.plugins.module_utils.flywheel_client import (
-    FlywheelError,
-    WaitTimeout,
-    is_object_id,
-    summarize,
-    table,
-)
-from ansible_collections.dataflywheel.blueprint.plugins.module_utils.flywheel_module import (
-    client_from,
-    diagnose_failures,
-)
-from ansible_collections.dataflywheel.blueprint.plugins.module_utils.rest import RestError
+from ansible_collections.dataflywheel.blueprint.plugins.module_utils.flywheel_runner import JOB_STATES, run_job_info
 from ansible_collections.dataflywheel.blueprint.plugins.module_utils.rest_options import WAIT_ARG_SPEC, argument_spec
-
-
-def select(jobs, p):
-    out = []
-    for job in jobs:
-        if p["job_id"] and job.get("id") != p["job_id"]:
-            continue
-        if p["job_ids"] and job.get("id") not in p["job_ids"]:
-            continue
-        if p["workload_id"] and job.get("workload_id") != p["workload_id"]:
-            continue
-        if p["client_id"] and job.get("client_id") != p["client_id"]:
-            continue
-        if p["status"] and job.get("status") not in p["status"]:
-            continue
-        out.append(job)
-    return out
 
 
 def main():
@@ -142,48 +146,16 @@ def main():
         job_ids=dict(type="list", elements="str"),
         workload_id=dict(type="str"),
         client_id=dict(type="str"),
-        status=dict(type="list", elements="str", choices=["pending", "running", "completed", "failed", "cancelled"]),
+        status=dict(type="list", elements="str", choices=list(JOB_STATES)),
         details=dict(type="bool", default=True),
+        fail_on_missing=dict(type="bool", default=True),
         fail_on_timeout=dict(type="bool", default=True),
+        poll_delay=dict(type="float"),
+        orphan_timeout=dict(type="int", default=120),
         **WAIT_ARG_SPEC,
     )
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
-    p = module.params
-    if p["job_id"] and not is_object_id(p["job_id"]):
-        module.fail_json(msg="job_id=%r is not a flywheel job id (24 hexadecimal characters)" % p["job_id"])
-    for job_id in p["job_ids"] or []:
-        if not is_object_id(job_id):
-            module.fail_json(
-                msg="job_ids contains %r, which is not a flywheel job id (24 hexadecimal characters)" % job_id
-            )
-    client = client_from(module)
-    timed_out = False
-    try:
-        jobs = select(client.list_jobs(), p)
-        if p["wait"] and jobs:
-            try:
-                latest = client.wait([j["id"] for j in jobs], timeout=p["wait_timeout"], sleep_cap=p["wait_sleep"])
-            except WaitTimeout as err:
-                if p["fail_on_timeout"]:
-                    raise
-                latest, timed_out = err.latest, True
-            jobs = [latest.get(j["id"]) or j for j in jobs]
-        result = dict(changed=False, jobs=jobs, timed_out=timed_out)
-        if p["details"]:
-            summaries = []
-            for listed in jobs:
-                detail = client.get_job(listed["id"]) or listed
-                summary = summarize(detail)
-                diagnose_failures(module, detail, summary)
-                summaries.append(summary)
-            result["summaries"] = summaries
-            result["table"] = [row for s in summaries for row in table(s)]
-    except WaitTimeout as err:
-        module.fail_json(msg="Timed out after %ss: %s" % (p["wait_timeout"], err), requests=client.rest.requests_made)
-    except (RestError, FlywheelError) as err:
-        module.fail_json(msg=str(err))
-    result["requests"] = client.rest.requests_made
-    module.exit_json(**result)
+    run_job_info(module)
 
 
 if __name__ == "__main__":

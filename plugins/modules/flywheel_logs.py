@@ -14,7 +14,9 @@ version_added: 0.1.0
 description:
   - Bulk-loads chat-completion log records (a JSONL file or a list) into the Elasticsearch index
     the Data Flywheel reads its training and evaluation data from, through the Bulk API in
-    batches of O(batch_size).
+    batches of at most O(batch_size) records and O(batch_bytes) bytes, O(parallel_batches) of them
+    in flight at once. A record the engine refuses with 429 (its write queue is full) is sent again
+    after a growing pause, not counted as failed.
   - Every record is checked before anything is sent, against the index's strict mapping (only
     C(workload_id), C(client_id), C(timestamp), C(request), C(response) at the top level) and the
     OpenAI chat-completion shape (request C(model) and C(messages); response C(choices[].message),
@@ -69,9 +71,25 @@ options:
     description: Load only the first this many records of the file or list (checked and counted the same way).
     type: int
   batch_size:
-    description: Records per Bulk API request.
+    description: Records per Bulk API request, at most.
     type: int
     default: 500
+  batch_bytes:
+    description:
+      - Bytes per Bulk API request, at most.
+      - The engine refuses requests above its C(http.max_content_length), 100 MB by default.
+    type: int
+    default: 8388608
+  parallel_batches:
+    description: Bulk API requests in flight at once (the engine indexes one batch while the next is sent).
+    type: int
+    default: 2
+  compress:
+    description:
+      - Send the Bulk API requests gzip-compressed (header C(Content-Encoding) C(gzip)). Saves most of the bytes on a
+        network; on the same host it only costs CPU.
+    type: bool
+    default: false
   refresh:
     description: Refresh the index after loading so counts and the flywheel see the records at once.
     type: bool
@@ -151,6 +169,10 @@ batches:
   description: Bulk API requests sent (records already in the index are found by id first and not sent).
   returned: when O(state=present)
   type: int
+retried:
+  description: Records the engine refused with 429 (busy) and that were sent again.
+  returned: when O(state=present)
+  type: int
 errors:
   description: The validation problems, each with C(line) (file) or C(record) (list position), C(field) and C(message).
   returned: on validation failure
@@ -164,91 +186,13 @@ requests:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.dataflywheel.blueprint.plugins.module_utils.flywheel_logs import (
-    MAX_REPORTED_ERRORS,
-    LogsError,
-    client_from,
-    connection_args,
-    format_errors,
-    load_docs,
-    mapping_problems,
-    prepare,
-    read_jsonl,
-    selection_query,
+from ansible_collections.dataflywheel.blueprint.plugins.module_utils.flywheel_log_loader import (
+    DEFAULT_BATCH_BYTES,
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_WORKERS,
+    run_logs,
 )
-
-
-def ensure_index(module, client, index):
-    """True when this run created the index; fails when an existing index cannot serve the flywheel."""
-    if client.index_exists(index):
-        problems = mapping_problems(client.mapping(index))
-        if problems:
-            module.fail_json(
-                msg="index %s exists with a mapping the flywheel cannot use (%s); it is never changed "
-                "by this module: delete or reindex it, or set index to another name" % (index, "; ".join(problems)),
-                index=index,
-                requests=client.requests_made,
-            )
-        return False
-    if module.check_mode:
-        return True
-    return client.create_index(index)
-
-
-def present(module, client):
-    p = module.params
-    if p["batch_size"] < 1:
-        module.fail_json(msg="batch_size=%s must be at least 1" % p["batch_size"])
-    if p["max_records"] is not None and p["max_records"] < 0:
-        module.fail_json(msg="max_records=%s must be 0 or more" % p["max_records"])
-    if p["path"]:
-        entries, label, source = read_jsonl(p["path"]), "line", p["path"]
-    else:
-        entries, label, source = enumerate(p["records"], 1), "record", "records"
-    docs, errors = prepare(entries, p["workload_id"], p["client_id"], p["max_records"], label=label)
-    if errors:
-        module.fail_json(msg=format_errors(errors, source), errors=errors[:MAX_REPORTED_ERRORS], index=p["index"])
-    index = p["index"]
-    created_index = ensure_index(module, client, index)
-    result = dict(index=index, index_created=created_index, records=len(docs), batches=0)
-    stats = load_docs(client, index, docs, p["batch_size"], created_index, module.check_mode, p["refresh"])
-    result.update(created=stats["created"], existing=stats["existing"], batches=stats["batches"])
-    result["changed"] = created_index or stats["created"] > 0
-    if stats["failed"]:
-        first = stats["failed"][:10]
-        module.fail_json(
-            msg="%d of %d record(s) were refused by index %s (%d written, %d already there): %s"
-            % (
-                len(stats["failed"]),
-                len(docs),
-                index,
-                stats["created"],
-                stats["existing"],
-                "; ".join("%s %s: %s" % (label, f["number"], f["error"]) for f in first),
-            ),
-            failed=stats["failed"][:MAX_REPORTED_ERRORS],
-            requests=client.requests_made,
-            **result,
-        )
-    return result
-
-
-def absent(module, client):
-    p = module.params
-    if not p["workload_id"] and not p["client_id"]:
-        module.fail_json(msg="state=absent needs workload_id and/or client_id (whose records to delete)")
-    index = p["index"]
-    result = dict(index=index, index_created=False, deleted=0)
-    if not client.index_exists(index):
-        result["changed"] = False
-        return result
-    query = selection_query(p["workload_id"], p["client_id"])
-    if module.check_mode:
-        result["deleted"] = client.count(index, query)
-    else:
-        result["deleted"] = client.delete_by_query(index, query)
-    result["changed"] = result["deleted"] > 0
-    return result
+from ansible_collections.dataflywheel.blueprint.plugins.module_utils.search_client import client_from, connection_args
 
 
 def main():
@@ -259,7 +203,10 @@ def main():
         workload_id=dict(type="str"),
         client_id=dict(type="str"),
         max_records=dict(type="int"),
-        batch_size=dict(type="int", default=500),
+        batch_size=dict(type="int", default=DEFAULT_BATCH_SIZE),
+        batch_bytes=dict(type="int", default=DEFAULT_BATCH_BYTES),
+        parallel_batches=dict(type="int", default=DEFAULT_WORKERS),
+        compress=dict(type="bool", default=False),
         refresh=dict(type="bool", default=True),
     )
     spec.update(connection_args())
@@ -269,16 +216,7 @@ def main():
         required_if=[("state", "present", ("path", "records"), True)],
         supports_check_mode=True,
     )
-    client = client_from(module)
-    try:
-        if module.params["state"] == "present":
-            result = present(module, client)
-        else:
-            result = absent(module, client)
-    except LogsError as err:
-        module.fail_json(msg=str(err), requests=client.requests_made)
-    result["requests"] = client.requests_made
-    module.exit_json(**result)
+    run_logs(module, client_from(module))
 
 
 if __name__ == "__main__":

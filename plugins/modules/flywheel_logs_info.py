@@ -79,28 +79,15 @@ requests:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.dataflywheel.blueprint.plugins.module_utils.flywheel_logs import (
-    LogsError,
-    client_from,
-    connection_args,
-)
+from ansible_collections.dataflywheel.blueprint.plugins.module_utils.flywheel_log_loader import run_logs_info
+from ansible_collections.dataflywheel.blueprint.plugins.module_utils.search_client import client_from, connection_args
 
 
 def main():
     spec = dict(workload_id=dict(type="str"), client_id=dict(type="str"))
     spec.update(connection_args())
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
-    p = module.params
-    client = client_from(module)
-    result = dict(changed=False, index=p["index"], exists=False, count=0, counts=[])
-    try:
-        if client.index_exists(p["index"]):
-            total, rows = client.counts(p["index"], p["workload_id"], p["client_id"])
-            result.update(exists=True, count=total, counts=rows)
-    except LogsError as err:
-        module.fail_json(msg=str(err), requests=client.requests_made)
-    result["requests"] = client.requests_made
-    module.exit_json(**result)
+    run_logs_info(module, client_from(module))
 
 
 if __name__ == "__main__":

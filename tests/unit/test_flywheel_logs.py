@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import base64
 import copy
+import gzip
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from ansible_collections.dataflywheel.blueprint.plugins.module_utils import flywheel_logs as fl
+from ansible_collections.dataflywheel.blueprint.plugins.module_utils import flywheel_log_reader as reader
+from ansible_collections.dataflywheel.blueprint.plugins.module_utils import flywheel_log_schema as schema
+from ansible_collections.dataflywheel.blueprint.plugins.module_utils import search_client as search
+from ansible_collections.dataflywheel.blueprint.plugins.module_utils.flywheel_log_loader import BulkLoader
 from tests.sim.sample_logs import generate
 
 
@@ -21,7 +25,7 @@ def good() -> dict:
 # ------------------------------------------------------------------ validation
 def test_generated_records_are_valid_tool_calling_records():
     records = list(generate(500, seed=3))
-    assert all(fl.validate_record(r) == [] for r in records)
+    assert all(schema.validate_record(r) == [] for r in records)
     users = [r["request"]["messages"][-1]["content"] for r in records]
     assert len(set(users)) == 500, "user queries are unique (the flywheel drops repeated ones)"
     assert all(r["response"]["choices"][0]["message"]["tool_calls"] for r in records)
@@ -70,7 +74,7 @@ def test_generated_records_are_valid_tool_calling_records():
 def test_each_problem_names_its_field(change, field, words):
     record = good()
     change(record)
-    problems = fl.validate_record(record)
+    problems = schema.validate_record(record)
     assert any(f == field and words in m for f, m in problems), problems
 
 
@@ -78,72 +82,92 @@ def test_each_problem_names_its_field(change, field, words):
     "value", [0, 1717000000, 1717000000.5, "2025-06-01", "2025-06-01T12:00:00Z", "2025-06-01 12:00:00+02:00"]
 )
 def test_timestamps_the_flywheel_accepts(value):
-    assert fl.check_timestamp(value) is None
+    assert schema.check_timestamp(value) is None
 
 
 def test_object_arguments_and_plain_answers_are_accepted():
     record = good()
     call = record["response"]["choices"][0]["message"]["tool_calls"][0]
     call["function"]["arguments"] = {"order_id": 4411}  # AIVA logs store objects (upstream docs/05)
-    assert fl.validate_record(record) == []
+    assert schema.validate_record(record) == []
     record["response"]["choices"][0]["message"] = {"role": "assistant", "content": "Hello!"}
-    assert fl.validate_record(record) == []
+    assert schema.validate_record(record) == []
 
 
 def test_overrides_stand_in_for_missing_ids():
     record = good()
     del record["workload_id"], record["client_id"]
-    assert fl.validate_record(record, workload_id="w", client_id="c") == []
-    assert [f for f, _m in fl.validate_record(record)] == ["workload_id", "client_id"]
+    assert schema.validate_record(record, workload_id="w", client_id="c") == []
+    assert [f for f, _m in schema.validate_record(record)] == ["workload_id", "client_id"]
 
 
 # ------------------------------------------------------------------ ids and preparation
 def test_doc_id_depends_on_content_only():
     a, b = good(), good()
     b = dict(reversed(list(b.items())))  # same content, other key order
-    assert fl.doc_id(a) == fl.doc_id(b)
+    assert reader.doc_id(a) == reader.doc_id(b)
     b["client_id"] = "aiva-2"
-    assert fl.doc_id(a) != fl.doc_id(b)
+    assert reader.doc_id(a) != reader.doc_id(b)
 
 
 def test_prepare_applies_overrides_limits_and_drops_in_input_duplicates():
     records = list(generate(5))
     entries = list(enumerate(records + [records[0]], 1))
-    docs, errors = fl.prepare(entries, client_id="aiva-9")
+    docs, errors = reader.prepare(entries, client_id="aiva-9")
     assert errors == [] and len(docs) == 5
     assert all(json.loads(text)["client_id"] == "aiva-9" for _n, _i, text in docs)
-    assert all(ident == fl.doc_id(json.loads(text)) for _n, ident, text in docs)
+    assert all(ident == reader.doc_id(json.loads(text)) for _n, ident, text in docs)
     assert records[0]["client_id"] == "aiva-1", "the input is not changed"
-    docs, _errors = fl.prepare(entries, max_records=2)
+    docs, _errors = reader.prepare(entries, max_records=2)
     assert [n for n, _i, _d in docs] == [1, 2]
 
 
 def test_read_jsonl_reports_bad_json_with_its_line(tmp_path):
     path = tmp_path / "x.jsonl"
     path.write_text(json.dumps(good()) + "\n\n{broken\n")
-    docs, errors = fl.prepare(fl.read_jsonl(str(path)))
+    docs, errors = reader.prepare(reader.read_jsonl(str(path)))
     assert len(docs) == 1 and errors[0]["line"] == 3 and "not valid JSON" in errors[0]["message"]
-    message = fl.format_errors(errors, str(path))
+    message = reader.format_errors(errors, str(path))
     assert message.startswith("1 invalid record(s) in %s (line 3); nothing was sent" % path)
+
+
+def test_a_large_file_is_checked_by_two_processes_with_the_same_result(tmp_path, monkeypatch):
+    records = list(generate(30, seed=5))
+    lines = [json.dumps(r) for r in records]
+    lines[20] = lines[3]  # a duplicate in the other half: loaded once, at its first line
+    bad = copy.deepcopy(records[25])
+    del bad["response"]
+    lines[25] = json.dumps(bad)
+    lines.insert(10, "")
+    path = tmp_path / "logs.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    monkeypatch.setattr(reader, "PARALLEL_FROM", 4)
+    one = reader.prepare_file(str(path), processes=1, client_id="c")
+    two = reader.prepare_file(str(path), processes=2, client_id="c")
+    assert one == two
+    docs, errors = two
+    assert len(docs) == 28 and [e["line"] for e in errors] == [27]
+    assert [d[0] for d in docs][:12] == [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 13]  # line 11 is blank
+    assert len(reader.prepare_file(str(path), max_records=12, processes=2)[0]) == 12
 
 
 def test_format_errors_caps_the_message():
     errors = [{"line": n, "field": "timestamp", "message": "bad"} for n in range(1, 40)]
-    message = fl.format_errors(errors, "f.jsonl")
+    message = reader.format_errors(errors, "f.jsonl")
     assert message.startswith("39 invalid record(s) in f.jsonl (lines 1, 2,") and "(and 29 more)" in message
 
 
 def test_mapping_problems():
-    assert fl.mapping_problems(fl.INDEX_BODY["mappings"]) == []
-    problems = fl.mapping_problems({"properties": {"client_id": {"type": "text"}, "request": {"type": "keyword"}}})
+    assert schema.mapping_problems(schema.INDEX_BODY["mappings"]) == []
+    problems = schema.mapping_problems({"properties": {"client_id": {"type": "text"}, "request": {"type": "keyword"}}})
     assert "client_id is text, the flywheel needs keyword" in problems
     assert "request is keyword, the flywheel needs an object" in problems
     assert "workload_id is not mapped, the flywheel needs keyword" in problems
 
 
 def test_selection_query():
-    assert fl.selection_query() == {"match_all": {}}
-    assert fl.selection_query(client_id="c") == {"bool": {"filter": [{"term": {"client_id": "c"}}]}}
+    assert schema.selection_query() == {"match_all": {}}
+    assert schema.selection_query(client_id="c") == {"bool": {"filter": [{"term": {"client_id": "c"}}]}}
 
 
 # ------------------------------------------------------------------ HTTP client
@@ -181,7 +205,7 @@ def recorder():
 
 
 def client(server, **kw):
-    return fl.SearchClient("http://127.0.0.1:%d" % server.server_address[1], sleep=lambda s: None, **kw)
+    return search.SearchClient("http://127.0.0.1:%d" % server.server_address[1], sleep=lambda s: None, **kw)
 
 
 def test_basic_auth_and_api_key_headers(recorder):
@@ -204,15 +228,19 @@ def test_errors_carry_elasticsearchs_reason_and_no_credentials(recorder):
     recorder.script[:] = [
         (401, {"error": {"type": "security_exception", "reason": "missing authentication credentials"}})
     ]
-    with pytest.raises(fl.LogsError) as err:
+    with pytest.raises(schema.LogsError) as err:
         client(recorder, username="elastic", password="s3cret-pw").count("flywheel")
     assert err.value.status == 401 and "security_exception: missing authentication credentials" in str(err.value)
     assert "set es_username/es_password or es_api_key" in str(err.value)
     assert "s3cret-pw" not in str(err.value)
 
 
+def loader(server, **kw):
+    return BulkLoader(client(server), "flywheel", workers=1, sleep=lambda s: None, **kw)
+
+
 def test_bulk_create_counts_created_existing_and_refused(recorder):
-    docs = [(n, "id%d" % n, {"n": n}) for n in range(1, 6)]
+    docs = [(n, "id%d" % n, json.dumps({"n": n})) for n in range(1, 6)]
     recorder.script[:] = [
         (
             200,
@@ -232,7 +260,7 @@ def test_bulk_create_counts_created_existing_and_refused(recorder):
             },
         ),
     ]
-    stats = client(recorder).bulk_create("flywheel", docs, batch_size=3)
+    stats = loader(recorder, batch_size=3).load(docs, index_is_new=True, refresh=False)
     assert (stats["created"], stats["existing"], stats["batches"]) == (3, 1, 2)
     assert stats["failed"] == [
         {"number": 5, "id": "id5", "status": 400, "error": "strict_dynamic_mapping_exception: x"}
@@ -241,6 +269,40 @@ def test_bulk_create_counts_created_existing_and_refused(recorder):
     assert (method, path, headers["Content-Type"]) == ("POST", "/_bulk", "application/x-ndjson")
     lines = body.decode().splitlines()
     assert json.loads(lines[0]) == {"create": {"_index": "flywheel", "_id": "id1"}} and len(lines) == 6
+    assert json.loads(lines[1]) == {"n": 1}
+
+
+def test_a_busy_engines_429_is_retried_not_failed(recorder):
+    docs = [(n, "id%d" % n, json.dumps({"n": n})) for n in range(1, 4)]
+    busy = {"status": 429, "error": {"type": "es_rejected_execution_exception", "reason": "queue full"}}
+    recorder.script[:] = [
+        (200, {"errors": True, "items": [{"create": {"status": 201}}, {"create": busy}, {"create": busy}]}),
+        (200, {"errors": True, "items": [{"create": {"status": 201}}, {"create": busy}]}),
+        (200, {"errors": False, "items": [{"create": {"status": 201}}]}),
+    ]
+    stats = loader(recorder).load(docs, index_is_new=True, refresh=False)
+    assert (stats["created"], stats["failed"], stats["retried"], stats["batches"]) == (3, [], 3, 3)
+    assert [len(seen[3].decode().splitlines()) for seen in recorder.seen] == [6, 4, 2]  # only the refused again
+
+
+def test_a_429_that_never_ends_is_a_failure_after_the_retries(recorder):
+    busy = {"status": 429, "error": {"type": "es_rejected_execution_exception", "reason": "queue full"}}
+    recorder.script[:] = [(200, {"errors": True, "items": [{"create": busy}]})] * 3
+    stats = loader(recorder, retries=2).load([(7, "id7", "{}")], index_is_new=True, refresh=False)
+    assert stats["created"] == 0 and stats["failed"][0]["number"] == 7 and stats["batches"] == 3
+    assert "still refused after 2 retries" in stats["failed"][0]["error"]
+
+
+def test_batches_are_cut_by_bytes_too_and_can_be_compressed(recorder):
+    docs = [(n, "id%d" % n, json.dumps({"pad": "x" * 900})) for n in range(1, 6)]
+    recorder.script[:] = [(200, {"items": [{"create": {"status": 201}}] * 2})] * 2 + [
+        (200, {"items": [{"create": {"status": 201}}]})
+    ]
+    stats = loader(recorder, batch_bytes=2500, compress=True).load(docs, index_is_new=True, refresh=False)
+    assert stats["created"] == 5 and stats["batches"] == 3
+    _method, _path, headers, body = recorder.seen[0]
+    assert headers["Content-Encoding"] == "gzip"
+    assert len(gzip.decompress(body).decode().splitlines()) == 4
 
 
 def test_create_index_tolerates_a_concurrent_creation(recorder):
@@ -249,11 +311,11 @@ def test_create_index_tolerates_a_concurrent_creation(recorder):
     ]
     assert client(recorder).create_index("flywheel") is False
     method, path, _headers, body = recorder.seen[0]
-    assert (method, path) == ("PUT", "/flywheel") and json.loads(body) == fl.INDEX_BODY
+    assert (method, path) == ("PUT", "/flywheel") and json.loads(body) == schema.INDEX_BODY
 
 
 def test_unreachable_engine_is_one_clear_error():
-    c = fl.SearchClient("http://127.0.0.1:9", retries=1, sleep=lambda s: None)
-    with pytest.raises(fl.LogsError) as err:
+    c = search.SearchClient("http://127.0.0.1:9", retries=1, sleep=lambda s: None)
+    with pytest.raises(schema.LogsError) as err:
         c.count("flywheel")
     assert "POST http://127.0.0.1:9/flywheel/_count failed" in str(err.value)

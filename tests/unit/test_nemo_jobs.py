@@ -3,7 +3,7 @@ summaries (against the NeMo platform SIMULATOR on loopback)."""
 
 import pytest
 
-from ansible_collections.dataflywheel.blueprint.plugins.module_utils.flywheel_client import summarize
+from ansible_collections.dataflywheel.blueprint.plugins.module_utils.flywheel_summary import summarize
 from ansible_collections.dataflywheel.blueprint.plugins.module_utils.nemo_deploy import (
     DeploymentClient,
     DeploymentError,

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from ansible_collections.dataflywheel.blueprint.plugins.module_utils.flywheel_client import summarize
+from ansible_collections.dataflywheel.blueprint.plugins.module_utils.flywheel_summary import summarize
 from ansible_collections.dataflywheel.blueprint.plugins.module_utils.promotion import PromotionError, decide
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "promotion" / "job_results.json"

@@ -3,7 +3,7 @@
 A simulator subclasses SimHandler, implements `route(method, path, query, body)` returning
 (status, payload) and gets, for free: the `X-Simulator` header on every answer, a `/_sim/faults`
 control endpoint (5xx rate, added latency, dropping the connection after a POST was processed),
-`/_sim/stats` request counts, and HTTPS when given a certificate and key.
+`/_sim/stats` request counts, `/_sim/requests` when each came, and HTTPS when given a certificate and key.
 """
 
 from __future__ import annotations
@@ -53,11 +53,14 @@ class SimServer(ThreadingHTTPServer):
         self.faults = Faults(seed)
         self.stats: dict[str, int] = {}
         self.stats_lock = threading.Lock()
+        self.started = time.monotonic()
+        self.requests: list[tuple[float, str]] = []  # (seconds since start, "METHOD /path"), for benchmarks
 
     def count(self, key: str) -> None:
         with self.stats_lock:
             self.stats[key] = self.stats.get(key, 0) + 1
             self.stats["total"] = self.stats.get("total", 0) + 1
+            self.requests.append((round(time.monotonic() - self.started, 3), key))
 
     @property
     def url(self) -> str:
@@ -69,6 +72,9 @@ class SimServer(ThreadingHTTPServer):
 class SimHandler(BaseHTTPRequestHandler):
     server: SimServer
     protocol_version = "HTTP/1.1"
+    # headers and body go out in two writes: without TCP_NODELAY a kept-alive client waits for
+    # the delayed ACK (about 40 ms a request)
+    disable_nagle_algorithm = True
     # paths normalised for stats: ids replaced by {id}
     ID_RE = re.compile(r"/[0-9a-f]{24}(?=/|$)")
 
@@ -131,6 +137,8 @@ class SimHandler(BaseHTTPRequestHandler):
             if method == "DELETE":
                 self.server.stats.clear()
             return 200, dict(self.server.stats)
+        if path == "/_sim/requests":  # when each request came, in seconds since the simulator started
+            return 200, {"now": round(time.monotonic() - self.server.started, 3), "requests": self.server.requests}
         return self.control(method, path, body)
 
     def control(self, method: str, path: str, body):
