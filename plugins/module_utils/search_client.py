@@ -201,7 +201,7 @@ def connection_args(**extra):
         es_password=dict(type="str", no_log=True, fallback=(env_fallback, ["DFW_ES_PASSWORD", "FLYWHEEL_ES_PASSWORD"])),
         es_api_key=dict(type="str", no_log=True, fallback=(env_fallback, ["DFW_ES_API_KEY", "FLYWHEEL_ES_API_KEY"])),
         index=dict(type="str", default=DEFAULT_INDEX, fallback=(env_fallback, ["ES_COLLECTION_NAME"])),
-        **extra
+        **extra,
     )
 
 

@@ -231,7 +231,9 @@ def test_start_wait_complete_and_rerun_reuses(fast):
 
 
 def test_check_mode_never_posts(fast):
-    result = run_module("flywheel_job", {"flywheel_url": fast.url, "workload_id": "aiva-2", "client_id": "dev"}, check=True)
+    result = run_module(
+        "flywheel_job", {"flywheel_url": fast.url, "workload_id": "aiva-2", "client_id": "dev"}, check=True
+    )
     assert result["changed"] is True
     assert posts(fast) == 0
 
@@ -299,7 +301,9 @@ def test_timeout_says_where_the_job_is(fast):
 def test_info_waits_for_many_jobs_with_one_list_request_per_poll(fast):
     ids = [job(fast, workload_id=f"w{i}", client_id="bench")["job"]["id"] for i in range(4)]
     control(fast, "/_sim/stats", method="DELETE")
-    info = run_module("flywheel_job_info", {"flywheel_url": fast.url, "client_id": "bench", "wait": True, "wait_sleep": 1})
+    info = run_module(
+        "flywheel_job_info", {"flywheel_url": fast.url, "client_id": "bench", "wait": True, "wait_sleep": 1}
+    )
     assert sorted(j["id"] for j in info["jobs"]) == sorted(ids)
     assert all(j["status"] == "completed" for j in info["jobs"])
     stats = control(fast, "/_sim/stats")
