@@ -22,12 +22,8 @@ $(VENV)/.installed: requirements.txt requirements-test.txt
 	$(BIN)/pip install --quiet -r requirements-test.txt
 	touch $@
 
-.collections/ansible_collections/dataflywheel/blueprint:
-	mkdir -p .collections/ansible_collections/dataflywheel
-	ln -sfn ../../.. $@
-
 .PHONY: venv
-venv: $(VENV)/.installed .collections/ansible_collections/dataflywheel/blueprint ## Python env with ansible, molecule, linters
+venv: $(VENV)/.installed ## Python env with ansible, molecule, linters
 
 # ---------------------------------------------------------------- local test cluster
 .PHONY: binaries
@@ -72,12 +68,10 @@ demo: venv binaries search-engine ## bring up the local cluster and simulators, 
 
 # ---------------------------------------------------------------- AWX execution environment
 .PHONY: ee-context
-ee-context: venv ## execution environment build context in .cache/ee/context (ansible-builder create; then podman build)
+ee-context: venv ## execution environment build context in .cache/ee/context (what `ansible-builder build` builds)
 	rm -rf .cache/ee && mkdir -p .cache/ee
-	$(BIN)/ansible-galaxy collection build --force --output-path .cache/ee . >/dev/null
-	mv .cache/ee/dataflywheel-blueprint-*.tar.gz .cache/ee/dataflywheel-blueprint.tar.gz
 	$(BIN)/ansible-builder create -f execution-environment.yml -c .cache/ee/context --output-filename Containerfile
-	@echo "build it with: podman build -t dataflywheel-ee:$$(sed -n 's/^version: //p' galaxy.yml) .cache/ee/context"
+	@echo "build it with: ansible-builder build -f execution-environment.yml -t dataflywheel-ee:$$(sed -n 's/^version: //p' galaxy.yml)"
 
 # ---------------------------------------------------------------- tests
 PY_PATHS := $(wildcard plugins tests)
@@ -87,6 +81,15 @@ lint: venv ## ruff, yamllint, ansible-lint (production profile)
 	$(BIN)/ruff format --check $(PY_PATHS) || { echo "run: make fmt"; exit 1; }
 	$(BIN)/yamllint --strict .
 	$(BIN)/ansible-lint --offline --profile production
+	$(BIN)/antsibull-changelog lint
+
+.PHONY: changelog
+changelog: venv ## fold changelogs/fragments into the release of galaxy.yml's version; rewrite CHANGELOG.rst
+	$(BIN)/antsibull-changelog release --version $$(sed -n 's/^version: //p' galaxy.yml) --update-existing
+
+.PHONY: docs
+docs: venv ## regenerate docs/troubleshooting.md's unit table from the units' Symptom/Cause/Fix/Check blocks
+	$(PY) tests/tools/troubleshooting.py
 
 .PHONY: fmt
 fmt: venv ## format Python with ruff
@@ -98,7 +101,7 @@ SANITY_ROOT := .cache/sanity/ansible_collections/dataflywheel/blueprint
 sanity: venv ## ansible-test sanity on a copy of the collection in an ansible_collections tree
 	$(PY) tests/tools/install_get_pip_standin.py
 	rm -rf .cache/sanity && mkdir -p $(SANITY_ROOT)
-	git ls-files -z --cached --others --exclude-standard | xargs -0 -I{} cp --parents {} $(SANITY_ROOT)/
+	git ls-files -z --cached --others --exclude-standard | grep -zv '^collections/' | xargs -0 -I{} cp --parents {} $(SANITY_ROOT)/
 	cd $(SANITY_ROOT) && git init -q && git add -A && \
 	  $(CURDIR)/$(BIN)/ansible-test sanity --python $$($(CURDIR)/$(PY) -c 'import sys; print("%d.%d" % sys.version_info[:2])') \
 	    --local --color no --exclude tests/sim/ --exclude tests/tools/ --exclude tests/fixtures/
@@ -153,7 +156,7 @@ report-screenshot: ## PNG of reports/local-cluster/report.html with Debian's hea
 
 .PHONY: clean
 clean: cluster-down ## remove the venv and local caches of this checkout (not the binary cache)
-	rm -rf $(VENV) .collections .cache tests/output .pytest_cache
+	rm -rf $(VENV) .cache tests/output .pytest_cache
 
 .PHONY: bench-cluster
 bench-cluster: venv ## benchmark: wall time and API requests of a no-op rerun of playbooks/cluster.yml

@@ -16,8 +16,10 @@ description:
   - Reads C(meta/argument_specs.yml) of every role under the given directories and returns one item per
     role and entry point, so a preflight can validate the inputs of every stage before any stage runs
     (a role validates its own arguments only when it starts, after earlier stages have changed things).
-  - An option the role's C(defaults/main.yml) sets is not C(required) here, because the role's defaults
-    are not loaded while another role runs; the role itself still validates it when it starts.
+  - An option the role's C(defaults/main.yml) sets is not C(required) here and carries no C(default),
+    because the role's defaults are not loaded while another role runs (a templated default such as
+    C({{ flywheel_platform }}) would be validated as a literal string); the role itself still validates
+    the option when it starts.
 options:
   _terms:
     description: Directories holding roles (for example C({{ role_path }}/..)).
@@ -57,7 +59,8 @@ _raw:
       description: Entry point name.
       type: str
     options:
-      description: The entry point's options, with C(required) dropped where the role defaults set the option.
+      description:
+        - The entry point's options, with C(required) and C(default) dropped where the role defaults set the option.
       type: dict
 """
 
@@ -75,12 +78,13 @@ def _load(path):
 
 
 def relax(options, defaulted):
-    """Copy of options with required dropped for the options in defaulted (nested options untouched)."""
+    """Copy of options with required and default dropped for the options in defaulted (nested options untouched)."""
     out = {}
     for name, spec in (options or {}).items():
         copy = dict(spec or {})
         if name in defaulted:
             copy.pop("required", None)
+            copy.pop("default", None)
         out[name] = copy
     return out
 

@@ -26,7 +26,7 @@ import urllib.parse
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path[:0] = [str(ROOT / ".collections"), str(ROOT)]
+sys.path[:0] = [str(ROOT / "collections"), str(ROOT)]
 
 from ansible_collections.dataflywheel.blueprint.plugins.module_utils import flywheel_logs as fl  # noqa: E402
 from tests.sim.sample_logs import write  # noqa: E402

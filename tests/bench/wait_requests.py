@@ -13,7 +13,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-sys.path[:0] = [str(Path(__file__).resolve().parents[2] / ".collections"), str(Path(__file__).resolve().parents[2])]
+sys.path[:0] = [str(Path(__file__).resolve().parents[2] / "collections"), str(Path(__file__).resolve().parents[2])]
 
 from ansible_collections.dataflywheel.blueprint.plugins.module_utils.flywheel_client import FlywheelClient  # noqa: E402
 from ansible_collections.dataflywheel.blueprint.plugins.module_utils.rest import RestClient  # noqa: E402

@@ -121,6 +121,36 @@ def awx_credential_env(kubeconfig: str, sa_token: str, workdir: Path) -> dict:
     }
 
 
+class _AwxYamlLoader(yaml.SafeLoader):
+    """awx/configure.yml as data: `!unsafe` marks injector templates that Ansible must not render."""
+
+
+_AwxYamlLoader.add_constructor("!unsafe", lambda loader, node: loader.construct_mapping(node, deep=True))
+
+
+def awx_credential_types() -> dict[str, dict]:
+    """The custom credential types awx/configure.yml creates, by name (the name prefix left out)."""
+    plays = yaml.load((ROOT / "awx" / "configure.yml").read_text(), Loader=_AwxYamlLoader)  # noqa: S506 - SafeLoader
+    out = {}
+    for task in plays[0]["tasks"]:
+        spec = task.get("awx.awx.credential_type")
+        if spec:
+            out[spec["name"].replace("{{ dfw_awx_name_prefix }}", "")] = spec
+    return out
+
+
+def awx_custom_credential_env(type_name: str, inputs: dict) -> dict:
+    """What AWX injects as environment for a credential of a custom type: each `env` injector rendered in
+    a Jinja sandbox whose namespace holds the credential's inputs (fields left empty are undefined)."""
+    from jinja2.sandbox import ImmutableSandboxedEnvironment  # noqa: PLC0415 - only the AWX tests need it
+
+    spec = awx_credential_types()[type_name]
+    fields = {f["id"] for f in spec["inputs"]["fields"]}
+    assert set(inputs) <= fields, f"{type_name} has no field {set(inputs) - fields}"
+    sandbox = ImmutableSandboxedEnvironment()
+    return {name: sandbox.from_string(tmpl).render(**inputs) for name, tmpl in spec["injectors"]["env"].items()}
+
+
 def clean_environ(monkeypatch, home: Path) -> None:
     """No kubeconfig anywhere: not in the environment, not in ~/.kube/config."""
     for name in CREDENTIAL_ENV:

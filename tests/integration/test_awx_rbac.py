@@ -5,6 +5,7 @@ API server. The Data Flywheel API is the SIMULATOR (tests/sim/flywheel_api)."""
 
 from __future__ import annotations
 
+import base64
 import json
 import subprocess
 import sys
@@ -19,6 +20,7 @@ from kubernetes.client.rest import ApiException
 from tests.integration.automation import (
     ROOT,
     awx_credential_env,
+    awx_custom_credential_env,
     clean_environ,
     delete_account,
     make_account,
@@ -46,8 +48,18 @@ def cluster_kubeconfig():
 @pytest.fixture(scope="module")
 def cluster(cluster_kubeconfig):
     return api_client(PROFILE)
+
+
 SURVEYS = yaml.safe_load((ROOT / "awx" / "vars" / "templates.yml").read_text())["dfw_awx_surveys"]
 JOBS = [{"workload_id": "primary_assistant", "client_id": "aiva-1"}]
+# credential field -> the flywheel chart's Secret and its data key (upstream names)
+KEY_SECRETS = {
+    "ngc_api_key": ("ngc-api", "NGC_API_KEY"),
+    "nvidia_api_key": ("nvidia-api", "NVIDIA_API_KEY"),
+    "hf_token": ("hf-secret", "HF_TOKEN"),
+    "llm_judge_api_key": ("llm-judge-api", "LLM_JUDGE_API_KEY"),
+    "emb_api_key": ("emb-api", "EMB_API_KEY"),
+}
 
 
 # The local inventory loads the demo's log files into a search engine that `make demo` starts; these
@@ -117,7 +129,10 @@ def test_site_with_awx_credential_variables_only(
     """Must show 2 (first half): the whole site.yml under ansible-runner, credentials from K8S_AUTH_* only,
     as an account bound to rbac/inspect.yml + rbac/installer.yml; the cluster stage installs the full
     stack from the FIXTURE charts (operators, NeMo, gateway, flywheel chart), so rbac/installer.yml is
-    proven to cover them; rerun changed=0; survey strings coerced; uninstall.yml with the same account."""
+    proven to cover them; rerun changed=0; survey strings coerced; uninstall.yml with the same account.
+    The model and registry keys come only from the environment the awx/ "model and registry keys"
+    credential type injects (rendered from configure.yml as AWX renders it) and end up in the chart's
+    Secrets without appearing in the output."""
     account = make_account(cluster_kubeconfig, tool_env, ["inspect.yml", "installer.yml"], names)
     env, extra = {}, {}
     try:
@@ -125,8 +140,10 @@ def test_site_with_awx_credential_variables_only(
         clean_environ(monkeypatch, tmp_path / "home")
         # ansible-playbook and helm, as the execution environment has them
         monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}:{tool_env['PATH']}")
+        keys = {field: f"dfw-awx-{field}-{uuid.uuid4().hex[:10]}" for field in KEY_SECRETS}
         env = {
             **awx_credential_env(cluster_kubeconfig, sa_token, tmp_path),
+            **awx_custom_credential_env("Data Flywheel - model and registry keys", keys),
             "FLYWHEEL_API_URL": sim.url,
             "FLYWHEEL_FIXTURE_CHARTS": fixture_charts,
             "HELM_PLUGINS": tool_env["HELM_PLUGINS"],
@@ -155,12 +172,16 @@ def test_site_with_awx_credential_variables_only(
         assert first.status == "successful", text[-6000:]
         assert totals(first)["failures"] == 0 and totals(first)["changed"] > 0
         assert sa_token not in text, "the token leaked into the job output"
+        assert not [f for f, value in keys.items() if value in text], "a model or registry key leaked into the output"
         assert not {"KUBECONFIG", "K8S_AUTH_KUBECONFIG"} & set(first.config.env), "a kubeconfig was reachable"
         assert not (tmp_path / "home" / ".kube" / "config").exists()  # (helm keeps a discovery cache there)
         # what the stages did, read back as the cluster admin
         core, rbac = client.CoreV1Api(cluster), client.RbacAuthorizationV1Api(cluster)
         ns = core.read_namespace(namespace)
         assert ns.metadata.labels["app.kubernetes.io/managed-by"] == "dataflywheel.blueprint"
+        for field, (secret, data_key) in KEY_SECRETS.items():
+            stored = core.read_namespaced_secret(secret, namespace).data[data_key]
+            assert base64.b64decode(stored).decode() == keys[field], f"{secret}.{data_key} is not {field}"
         record = core.read_namespaced_config_map("dataflywheel-blueprint", namespace).data
         assert record["platform"] == "vanilla"
         assert rbac.read_namespaced_role("nemoevaluator-extra", namespace).rules[0].verbs == ["delete"]

@@ -172,7 +172,7 @@ def test_cluster_no_secret_value_in_output_objects_or_files(stack, vanilla):
     leaks += scan_cluster(vanilla, stack.secrets)
     leaks += scan_files([stack.tmp, Path.home() / ".ansible"], stack.secrets)
     leaks += scan_files(
-        [ROOT], stack.secrets, skip=[ROOT / ".venv", ROOT / ".git", ROOT / ".collections", ROOT / ".cache"]
+        [ROOT], stack.secrets, skip=[ROOT / ".venv", ROOT / ".git", ROOT / "collections", ROOT / ".cache"]
     )
     assert [str(x) for x in leaks] == []
     # the Secrets do carry them: the scan looked at the right values

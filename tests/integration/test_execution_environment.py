@@ -1,7 +1,8 @@
-"""execution-environment.yml: `ansible-builder create` renders the build context without errors, and
-the context installs what the collection needs. No container runtime here, so the image itself is
-not built; ansible-builder's own introspection script (shipped in the context and run at build time)
-is run here against the collection as the EE would install it."""
+"""execution-environment.yml: in a clean clone, with no step before it, `ansible-builder create` (the
+first half of `ansible-builder build`) renders the build context, and the context installs what the
+collection needs. No container runtime here, so the image itself is not built; the galaxy stage's
+install command and ansible-builder's own introspection script (shipped in the context and run at
+build time) are run here against the context."""
 
 from __future__ import annotations
 
@@ -27,29 +28,33 @@ def versions() -> dict:
     return out
 
 
+def clean_clone(dest: Path) -> Path:
+    """The files a fresh clone of this working tree has (tracked and new, not ignored), symlinks kept."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        capture_output=True,
+        check=True,
+    ).stdout.split(b"\0")
+    for name in filter(None, (n.decode() for n in listed)):
+        source, target = ROOT / name, dest / name
+        if not source.exists() and not source.is_symlink():
+            continue  # deleted in the working tree, not yet in the index
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if source.is_symlink():
+            target.symlink_to(os.readlink(source))
+        else:
+            shutil.copy2(source, target)
+    return dest
+
+
 @pytest.fixture(scope="module")
 def context(tmp_path_factory) -> Path:
-    """What `make ee-context` does, in a temporary copy (the working tree's .cache is left alone)."""
+    """`ansible-builder create` in a clean clone, with no step before it (what `ansible-builder build` runs)."""
     tmp = tmp_path_factory.mktemp("ee")
-    work = tmp / "src"
-    shutil.copytree(
-        ROOT,
-        work,
-        ignore=shutil.ignore_patterns(".venv", ".collections", ".cache", ".git", "reports", "__pycache__", ".*_cache"),
-    )
+    work = clean_clone(tmp / "clone")
     env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
     env["ANSIBLE_CONFIG"] = str(tmp / "none.cfg")
-    built = subprocess.run(
-        [str(BIN / "ansible-galaxy"), "collection", "build", "--output-path", str(work / ".cache" / "ee"), "."],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=work,
-        check=False,
-    )
-    assert built.returncode == 0, built.stderr
-    (tarball,) = (work / ".cache" / "ee").glob("dataflywheel-blueprint-*.tar.gz")
-    tarball.rename(work / ".cache" / "ee" / "dataflywheel-blueprint.tar.gz")
     created = subprocess.run(
         [
             str(BIN / "ansible-builder"),
@@ -69,6 +74,7 @@ def context(tmp_path_factory) -> Path:
     )
     assert created.returncode == 0, created.stdout + created.stderr
     assert "Complete!" in created.stdout
+    assert "No matches" not in created.stdout + created.stderr, created.stdout + created.stderr
     return tmp / "context"
 
 
@@ -78,8 +84,11 @@ def test_context_has_the_dependencies(context):
     build = context / "_build"
     galaxy = yaml.safe_load((build / "requirements.yml").read_text())["collections"]
     assert {"name": "kubernetes.core", "version": "6.2.0"} in galaxy
-    assert {"name": "collections/dataflywheel-blueprint.tar.gz", "type": "file"} in galaxy
-    assert (build / "collections" / "dataflywheel-blueprint.tar.gz").stat().st_size > 10_000
+    assert {"name": "src/dataflywheel.blueprint", "type": "dir"} in galaxy
+    source = build / "src" / "dataflywheel.blueprint"
+    assert yaml.safe_load((source / "galaxy.yml").read_text())["name"] == "blueprint"
+    assert (source / "roles" / "flywheel_prereqs" / "tasks" / "main.yml").is_file()
+    assert (source / "playbooks" / "site.yml").is_file()
     python = (build / "requirements.txt").read_text()
     assert "kubernetes>=" in python and "ansible==" not in python  # not the whole Ansible package
     assert "openssh-clients [platform:rpm]" in (build / "bindep.txt").read_text()
@@ -102,9 +111,21 @@ def test_containerfile_builds_helm_and_pins_ansible(context):
     assert final.index("/usr/local/bin/helm") < final.index("RUN rm -rf /output")
 
 
-def test_introspection_finds_the_collection_requirements(context, tmp_path):
-    """ansible-builder's introspect (run at build time) reads meta/execution-environment.yml of the installed
-    collection: the EE gets the kubernetes client, not the top-level requirements.txt (the whole Ansible)."""
+def test_galaxy_stage_installs_the_collection_and_introspection_finds_its_requirements(context, tmp_path):
+    """The galaxy stage's command in the context (`ansible-galaxy collection install -r requirements.yml`, run
+    where the Containerfile runs it), for the entries that need no network; then ansible-builder's introspect
+    (run at build time) reads meta/execution-environment.yml of the installed collection: the EE gets the
+    kubernetes client, not the top-level requirements.txt (the whole Ansible)."""
+    build = context / "_build"
+    text = (context / "Containerfile").read_text()
+    assert (
+        "COPY _build /build" in text
+        and "collection install $ANSIBLE_GALAXY_CLI_COLLECTION_OPTS -r requirements.yml" in text
+    )
+    local = [
+        c for c in yaml.safe_load((build / "requirements.yml").read_text())["collections"] if c.get("type") == "dir"
+    ]
+    (build / "local-requirements.yml").write_text(yaml.safe_dump({"collections": local}))
     env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
     env["ANSIBLE_CONFIG"] = str(tmp_path / "none.cfg")
     installed = subprocess.run(
@@ -113,23 +134,26 @@ def test_introspection_finds_the_collection_requirements(context, tmp_path):
             "collection",
             "install",
             "--offline",
-            "--force",
             "--no-deps",
-            "-p",
+            "-r",
+            "local-requirements.yml",
+            "--collections-path",
             str(tmp_path / "collections"),
-            str(context / "_build" / "collections" / "dataflywheel-blueprint.tar.gz"),
         ],
         capture_output=True,
         text=True,
         env=env,
-        cwd=tmp_path,
+        cwd=build,
         check=False,
     )
     assert installed.returncode == 0, installed.stdout + installed.stderr
+    root = tmp_path / "collections" / "ansible_collections" / "dataflywheel" / "blueprint"
+    assert (root / "MANIFEST.json").is_file() and (root / "roles" / "preflight" / "tasks" / "main.yml").is_file()
+    assert not list(root.rglob("__pycache__")), "build_ignore did not apply"
     out = subprocess.run(
         [
             sys.executable,
-            str(context / "_build" / "scripts" / "introspect.py"),
+            str(build / "scripts" / "introspect.py"),
             "introspect",
             str(tmp_path / "collections"),
         ],

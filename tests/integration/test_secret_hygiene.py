@@ -70,7 +70,7 @@ CHART_SECRETS = {
     "llmJudgeApiKey": "judge_api_key",
     "embApiKey": "embedding_api_key",
 }
-SKIP_DIRS = {".git", ".venv", ".collections", ".cache", "node_modules", "__pycache__"}
+SKIP_DIRS = {".git", ".venv", "collections", ".cache", "node_modules", "__pycache__"}
 
 
 def walk_recent(root: Path, since: float, skip: set[Path]):

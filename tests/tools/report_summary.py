@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path[:0] = [str(ROOT / ".collections")]
+sys.path[:0] = [str(ROOT / "collections")]
 
 from ansible_collections.dataflywheel.blueprint.plugins.filter.flywheel_report import headline_score  # noqa: E402
 

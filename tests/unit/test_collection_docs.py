@@ -95,6 +95,11 @@ def test_role_argument_specs_lookup_relaxes_only_what_defaults_provide(tmp_path)
                     "main": {
                         "options": {
                             "demo_url": {"type": "str", "required": True},
+                            "demo_platform": {
+                                "type": "str",
+                                "default": "{{ flywheel_platform }}",
+                                "choices": ["a", "b"],
+                            },
                             "demo_token": {"type": "str", "required": True},
                             "demo_items": {
                                 "type": "list",
@@ -108,13 +113,16 @@ def test_role_argument_specs_lookup_relaxes_only_what_defaults_provide(tmp_path)
             }
         )
     )
-    (role / "defaults" / "main.yml").write_text("demo_url: \"{{ lookup('env', 'DEMO_URL') }}\"\ndemo_items: []\n")
+    (role / "defaults" / "main.yml").write_text(
+        "demo_url: \"{{ lookup('env', 'DEMO_URL') }}\"\ndemo_items: []\ndemo_platform: \"{{ flywheel_platform }}\"\n"
+    )
     (tmp_path / "roles" / "nospec" / "tasks").mkdir(parents=True)
     items = role_specs(str(tmp_path / "roles"))
     assert [(i["role"], i["entry_point"]) for i in items] == [("demo", "main")]
     options = items[0]["options"]
     assert "required" not in options["demo_url"]  # the role's defaults provide it
     assert options["demo_token"]["required"] is True  # nothing provides it
+    assert "default" not in options["demo_platform"]  # a templated default is not a value to validate
     assert options["demo_items"]["options"]["name"]["required"] is True  # nested specs untouched
     assert [i["entry_point"] for i in role_specs(str(tmp_path / "roles"), entry_point="")] == ["main", "other"]
     assert role_specs(str(tmp_path / "roles"), exclude=["demo"]) == []

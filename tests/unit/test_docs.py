@@ -1,0 +1,146 @@
+"""The user-facing docs cannot drift from the code.
+
+- docs/troubleshooting.md's unit table is what tests/tools/troubleshooting.py generates from the units'
+  own Symptom/Cause/Fix/Check blocks (found in every role README), every unit a task names has such a
+  block, and every unit has its row.
+- Every relative link of the README, docs/, awx/, rbac/ and the role READMEs resolves (file and heading).
+- The README and docs/ name only files that exist and variables the code uses.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.tools import troubleshooting as ts
+
+ROOT = Path(__file__).resolve().parents[2]
+LINKED_DOCS = sorted(
+    {ROOT / "README.md", ROOT / "awx" / "README.md", ROOT / "rbac" / "README.md"}
+    | set((ROOT / "docs").rglob("*.md"))
+    | set((ROOT / "roles").glob("*/README.md"))
+)
+USER_DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+LINK = re.compile(r"(?<!!)\[[^\]]*\]\(([^)\s]+)\)")
+TOP_DIRS = (
+    *("roles", "playbooks", "plugins", "tests", "docs", "awx"),
+    *("rbac", "inventories", "molecule", "meta", "changelogs"),
+)
+
+
+def rel(path: Path) -> str:
+    return str(path.relative_to(ROOT))
+
+
+def test_troubleshooting_index_is_what_the_units_say():
+    current = ts.INDEX.read_text()
+    wanted = ts.rewrite(current, ts.render(ts.readme_units()))
+    assert current == wanted, "docs/troubleshooting.md is stale: run `make docs` (tests/tools/troubleshooting.py)"
+
+
+def test_every_unit_has_its_block_and_its_row():
+    units = ts.readme_units()
+    assert len(units) >= 10, "fewer unit blocks than the remediations the collection has"
+    by_name = {u.name: u for u in units}
+    assert len(by_name) == len(units), "two unit blocks share a name"
+    for unit in units:
+        missing = [f for f in ts.FIELDS if not unit.fields.get(f)]
+        assert not missing, f"{rel(unit.readme)} unit {unit.name}: no {', '.join(missing)}"
+    named = ts.task_units()
+    without = {name: rel(path) for name, path in named.items() if name not in by_name}
+    assert not without, f"units named in tasks without a Symptom/Cause/Fix/Check block in a role README: {without}"
+    index = ts.INDEX.read_text()
+    for unit in units:
+        assert f"[{unit.name}](" in index, f"unit {unit.name} has no row in docs/troubleshooting.md"
+
+
+def test_anchor_matches_github():
+    assert ts.github_anchor("evaluator-secret-delete (all platforms) — `tasks/evaluator_rbac.yml`") == (
+        "evaluator-secret-delete-all-platforms--tasksevaluator_rbacyml"
+    )
+    assert ts.anchors("# A\n## A\n```\n# not a heading\n```\n") == {"a", "a-1"}
+
+
+@pytest.mark.parametrize("doc", LINKED_DOCS, ids=rel)
+def test_links_resolve(doc):
+    text = doc.read_text()
+    broken = []
+    for target in LINK.findall(re.sub(r"```.*?```", "", text, flags=re.S)):
+        if re.match(r"[a-z][a-z0-9+.-]*:", target):  # https:, mailto:
+            continue
+        path, _hash, anchor = target.partition("#")
+        dest = (doc.parent / path).resolve() if path else doc
+        if not dest.exists():
+            broken.append(f"{target}: no such file")
+            continue
+        if ROOT.resolve() not in dest.parents and dest != ROOT.resolve():
+            broken.append(f"{target}: outside the repository")
+            continue
+        if anchor and (dest.suffix != ".md" or anchor not in ts.anchors(dest.read_text())):
+            broken.append(f"{target}: no heading #{anchor} in {dest.name}")
+    assert not broken, f"{rel(doc)}:\n" + "\n".join(broken)
+
+
+@functools.cache
+def code_words() -> set[str]:
+    words: set[str] = set()
+    for pattern in ("roles/**/*.yml", "roles/**/*.j2", "playbooks/*.yml", "inventories/**/*.yml", "plugins/**/*.py"):
+        for path in ROOT.glob(pattern):
+            words.update(re.findall(r"[a-z][a-z0-9_]+", path.read_text()))
+    return words
+
+
+@pytest.mark.parametrize("doc", USER_DOCS, ids=rel)
+def test_docs_name_existing_files_and_variables(doc):
+    text = doc.read_text()
+    roles = [p.name for p in (ROOT / "roles").iterdir() if p.is_dir()]
+    words = code_words()
+    wrong = []
+    for quoted in re.findall(r"`([^`\n]+)`", text):
+        token = quoted.strip()
+        if re.fullmatch(rf"(?:{'|'.join(TOP_DIRS)})/[\w./-]*", token) and not (ROOT / token).exists():
+            wrong.append(f"`{token}`: no such file in the repository")
+        if "/" in token:
+            continue
+        for name in re.findall(r"\b[a-z][a-z0-9_]*\b", token):
+            if any(name.startswith(f"{role}_") for role in roles) and name not in words:
+                wrong.append(f"`{token}`: {name} is used nowhere in roles/, playbooks/, inventories/ or plugins/")
+    assert not wrong, f"{rel(doc)}:\n" + "\n".join(wrong)
+
+
+def test_compatibility_versions_are_the_defaults():
+    """A version docs/compatibility.md names next to a role variable or a tests/sim/versions.env key is
+    that variable's default or that key's value."""
+    defaults = {}
+    for path in (ROOT / "roles").glob("*/defaults/main.yml"):
+        defaults.update(yaml.safe_load(path.read_text()) or {})
+    pins = dict(
+        line.split("=", 1)
+        for line in (ROOT / "tests/sim/versions.env").read_text().splitlines()
+        if re.match(r"[A-Z_]+=", line)
+    )
+    checked, wrong = 0, []
+    for line in (ROOT / "docs" / "compatibility.md").read_text().splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")] if line.startswith("|") else []
+        if len(cells) < 3:
+            continue
+        for name in re.findall(r"`([A-Za-z0-9_]+)`", cells[2]):
+            value = defaults.get(name, pins.get(name))
+            if value is None:
+                continue
+            checked += 1
+            if str(value) not in cells[1]:
+                wrong.append(f"{cells[0]}: the doc says {cells[1]!r}, {name} is {value!r}")
+    assert checked >= 5, "docs/compatibility.md names no version variable"
+    assert not wrong, "\n".join(wrong)
+
+
+def test_readme_links_every_role_and_stays_short():
+    readme = (ROOT / "README.md").read_text()
+    for role in sorted(p.name for p in (ROOT / "roles").iterdir() if (p / "README.md").is_file()):
+        assert f"(roles/{role}/README.md)" in readme, f"README.md does not link roles/{role}/README.md"
+    assert len(readme.splitlines()) <= 150, "README.md is longer than 150 lines: move details to docs/"
