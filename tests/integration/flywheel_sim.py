@@ -1,16 +1,16 @@
-"""Helpers for tests that run the flywheel modules against the Data Flywheel API simulator."""
+"""Helpers for tests against the Data Flywheel API simulator. run_playbook, run_module and ansible_env are
+the harness's (tests/harness.py); new tests use the `ansible_playbook` / `ansible_module` fixtures."""
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import urllib.request
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
+from tests import harness
+from tests.harness import PlaybookRun, ansible_env
+
+__all__ = ["ansible_env", "control", "run_module", "run_playbook"]
 
 
 def control(server, path: str, body=None, method: str | None = None):
@@ -25,34 +25,10 @@ def control(server, path: str, body=None, method: str | None = None):
         return json.loads(resp.read())
 
 
-def ansible_env(extra: dict | None = None) -> dict:
-    return {
-        **os.environ,
-        "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
-        "ANSIBLE_LOCALHOST_WARNING": "false",
-        "ANSIBLE_INVENTORY_UNPARSED_WARNING": "false",
-        **(extra or {}),
-    }
-
-
-def run_playbook(playbook: Path, extra_vars: dict | None = None) -> subprocess.CompletedProcess:
-    cmd = [str(BIN / "ansible-playbook"), str(playbook)]
-    if extra_vars:
-        cmd += ["-e", json.dumps(extra_vars)]
-    return subprocess.run(cmd, capture_output=True, text=True, env=ansible_env(), cwd=ROOT, check=False)
+def run_playbook(playbook: Path, extra_vars: dict | None = None) -> PlaybookRun:
+    return harness.run_playbook(playbook, extra_vars)
 
 
 def run_module(module: str, args: dict, check: bool = False, env: dict | None = None) -> dict:
-    """Run one module through ansible (ad-hoc, json callback) and return its result."""
-    cmd = [str(BIN / "ansible"), "localhost", "-m", f"dataflywheel.blueprint.{module}", "-a", json.dumps(args)]
-    if check:
-        cmd.append("--check")
-    full_env = ansible_env({"ANSIBLE_LOAD_CALLBACK_PLUGINS": "1", "ANSIBLE_STDOUT_CALLBACK": "json", **(env or {})})
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=full_env, cwd=ROOT, check=False)
-    try:
-        out = json.loads(proc.stdout)
-    except ValueError as err:
-        raise AssertionError(f"no JSON from ansible:\n{proc.stdout}\n{proc.stderr}") from err
-    result = out["plays"][0]["tasks"][0]["hosts"]["localhost"]
-    result["_warnings"] = result.get("warnings", [])
-    return result
+    """One module call (harness.run_module: in-process unless DFW_MODULE_RUNNER=ansible); its result."""
+    return harness.run_module(module, args, check=check, env=env)

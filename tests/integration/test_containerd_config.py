@@ -16,7 +16,7 @@ from ansible_collections.dataflywheel.blueprint.plugins.module_utils.containerd_
     ensure,
     nvidia_settings,
 )
-from tests.integration.flywheel_sim import run_module
+from tests.harness import run_module
 
 CONTAINERD = shutil.which("containerd")
 pytestmark = pytest.mark.skipif(CONTAINERD is None, reason="containerd is not installed: run make gpu-host-deps")
@@ -143,8 +143,7 @@ def test_fresh_default_config_gets_systemd_cgroup(etc):
 
 
 def module(args, check=False, diff=False):
-    env = {"ANSIBLE_DIFF_ALWAYS": "1"} if diff else None
-    return run_module("containerd_nvidia_runtime", args, check=check, env=env)
+    return run_module("containerd_nvidia_runtime", args, check=check, diff=diff)
 
 
 def test_module_check_mode_diff_then_apply_then_no_change(etc):

@@ -10,8 +10,6 @@ import ast
 import base64
 import json
 import ssl
-import subprocess
-import sys
 import threading
 import urllib.error
 import urllib.request
@@ -22,7 +20,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.integration.flywheel_sim import ansible_env, run_module
+from tests.harness import ansible_doc, run_playbook
+from tests.integration.flywheel_sim import run_module
 from tests.integration.tls import make_ca_and_server
 from tests.sim.sample_logs import write
 
@@ -112,14 +111,8 @@ def test_examples_run_as_written(tmp_path, search_engine, gateway):
             ]
         )
     )
-    proc = subprocess.run(  # the index comes from ES_COLLECTION_NAME, as the flywheel reads it
-        [str(Path(sys.executable).parent / "ansible-playbook"), str(playbook), "-v"],
-        capture_output=True,
-        text=True,
-        env=ansible_env({"ES_COLLECTION_NAME": index}),
-        cwd=ROOT,
-        check=False,
-    )
+    # the index comes from ES_COLLECTION_NAME, as the flywheel reads it
+    proc = run_playbook(playbook, verbosity=1, env={"ES_COLLECTION_NAME": index})
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
     assert "failed=0" in proc.stdout
     assert PASSWORD not in proc.stdout + proc.stderr
@@ -160,16 +153,7 @@ def test_basic_auth_api_key_and_ca_bundle(search_engine, gateway):
 
 def test_ansible_doc_renders_every_option():
     for module in MODULES:
-        proc = subprocess.run(
-            [str(Path(sys.executable).parent / "ansible-doc"), "--json", f"dataflywheel.blueprint.{module}"],
-            capture_output=True,
-            text=True,
-            env=ansible_env(),
-            cwd=ROOT,
-            check=False,
-        )
-        assert proc.returncode == 0, proc.stderr
-        doc = json.loads(proc.stdout)[f"dataflywheel.blueprint.{module}"]
+        doc = ansible_doc(f"dataflywheel.blueprint.{module}")[f"dataflywheel.blueprint.{module}"]
         options = doc["doc"]["options"]
         for name in ("es_url", "es_username", "es_password", "es_api_key", "index", "ca_path", "validate_certs"):
             assert options[name]["description"], f"{module}.{name}"

@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.integration.flywheel_sim import ansible_env, control
+from tests.harness import run_playbook
+from tests.integration.flywheel_sim import control
 from tests.integration.nemo_sim import call, register_model, stats
 from tests.sim.flywheel_api.simulator import start as start_flywheel
 from tests.sim.nemo_platform.simulator import start as start_nemo
@@ -65,15 +64,7 @@ def promote(tmp_path: Path, nemo, **extra):
 
 
 def run_playbook_with_inventory(tmp_path, variables):
-    cmd = [
-        str(Path(sys.executable).parent / "ansible-playbook"),
-        "-i",
-        str(inventory(tmp_path)),
-        str(PLAYBOOK),
-        "-e",
-        json.dumps(variables),
-    ]
-    return subprocess.run(cmd, capture_output=True, text=True, env=ansible_env(), cwd=ROOT, check=False)
+    return run_playbook(PLAYBOOK, variables, inventory=inventory(tmp_path))
 
 
 def text(proc) -> str:

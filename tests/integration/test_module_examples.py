@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import ast
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import yaml
 
-from tests.integration.flywheel_sim import ansible_env, control, run_playbook
+from tests.harness import ansible_doc
+from tests.integration.flywheel_sim import control, run_playbook
 from tests.sim.flywheel_api.simulator import start
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -53,18 +51,8 @@ def test_examples_run(tmp_path):
 
 
 def test_ansible_doc_renders_every_option():
-    env = ansible_env()
     for module in MODULES:
-        proc = subprocess.run(
-            [str(Path(sys.executable).parent / "ansible-doc"), "--json", f"dataflywheel.blueprint.{module}"],
-            capture_output=True,
-            text=True,
-            env=env,
-            cwd=ROOT,
-            check=False,
-        )
-        assert proc.returncode == 0, proc.stderr
-        doc = json.loads(proc.stdout)[f"dataflywheel.blueprint.{module}"]
+        doc = ansible_doc(f"dataflywheel.blueprint.{module}")[f"dataflywheel.blueprint.{module}"]
         options = doc["doc"]["options"]
         for name in ("api_url", "api_token", "ca_path", "validate_certs", "wait", "wait_timeout", "wait_sleep"):
             assert options[name]["description"], f"{module}.{name}"

@@ -1,15 +1,10 @@
-"""nemo_model through Ansible against the Entity Store simulator: check mode, create, rerun, patch."""
-
-import json
-import os
-import subprocess
-from pathlib import Path
+"""nemo_model against the Entity Store simulator: check mode, create, rerun, patch (in-process), and the bad
+input case through Ansible (`ansible localhost -m`)."""
 
 import pytest
 
+from tests.harness import run_module
 from tests.sim.entity_store.simulator import start
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -19,23 +14,8 @@ def store():
     srv.shutdown()
 
 
-def run(args, check=False):
-    env = dict(
-        os.environ,
-        ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
-        ANSIBLE_STDOUT_CALLBACK="json",
-        ANSIBLE_LOAD_CALLBACK_PLUGINS="1",
-    )
-    cmd = [
-        str(ROOT / ".venv/bin/ansible"),
-        "localhost",
-        "-m",
-        "dataflywheel.blueprint.nemo_model",
-        "-a",
-        json.dumps(args),
-    ] + (["--check", "--diff"] if check else ["--diff"])
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT, check=False)
-    return json.loads(proc.stdout)["plays"][0]["tasks"][0]["hosts"]["localhost"]
+def run(args, check=False, via=None):
+    return run_module("nemo_model", args, check=check, diff=True, via=via)
 
 
 def test_register_check_mode_rerun_and_patch(store):
@@ -74,7 +54,8 @@ def test_bad_input_changes_nothing(store):
             "nim_service": "x",
             "nim_namespace": "nim",
             "spec": {"context_size": 1},
-        }
+        },
+        via="ansible",
     )
     assert bad["failed"] is True and "spec is missing num_parameters" in bad["msg"]
     noscheme = run({"entity_store_url": "store:8000", "namespace": "meta", "name": "m", "api_endpoint_url": "http://a"})

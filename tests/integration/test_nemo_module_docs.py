@@ -2,17 +2,10 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-from tests.integration.flywheel_sim import ansible_env
-
-ROOT = Path(__file__).resolve().parents[2]
-DOC = str(Path(sys.executable).parent / "ansible-doc")
+from tests.harness import ansible_doc
 
 
 @pytest.mark.parametrize(
@@ -27,30 +20,13 @@ DOC = str(Path(sys.executable).parent / "ansible-doc")
     ],
 )
 def test_module_doc(module, options):
-    proc = subprocess.run(
-        [DOC, "--json", f"dataflywheel.blueprint.{module}"],
-        capture_output=True,
-        text=True,
-        env=ansible_env(),
-        cwd=ROOT,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr
-    doc = json.loads(proc.stdout)[f"dataflywheel.blueprint.{module}"]
+    doc = ansible_doc(f"dataflywheel.blueprint.{module}")[f"dataflywheel.blueprint.{module}"]
     for name in options:
         assert doc["doc"]["options"][name]["description"], f"{module}.{name}"
     assert doc["examples"].strip() and doc["return"]
 
 
 def test_filter_doc():
-    proc = subprocess.run(
-        [DOC, "-t", "filter", "--json", "dataflywheel.blueprint.flywheel_promotion_decision"],
-        capture_output=True,
-        text=True,
-        env=ansible_env(),
-        cwd=ROOT,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr
-    doc = json.loads(proc.stdout)["dataflywheel.blueprint.flywheel_promotion_decision"]["doc"]
+    name = "dataflywheel.blueprint.flywheel_promotion_decision"
+    doc = ansible_doc(name, plugin_type="filter")[name]["doc"]
     assert set(doc["options"]) == {"_input", "metric", "margin", "baseline"}

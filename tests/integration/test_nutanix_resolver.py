@@ -1,12 +1,8 @@
 """Nutanix resolver check against the real resolver of the machine running the test."""
 
-import json
-import os
 import socket
-import subprocess
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.harness import run_playbook
 
 
 def run(servers, tmp_path):
@@ -16,21 +12,7 @@ def run(servers, tmp_path):
         "    - ansible.builtin.include_role:\n        name: dataflywheel.blueprint.remediate\n"
         "        tasks_from: nutanix_resolver\n"
     )
-    env = dict(
-        os.environ,
-        ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
-        ANSIBLE_STDOUT_CALLBACK="json",
-        ANSIBLE_LOAD_CALLBACK_PLUGINS="1",
-    )
-    proc = subprocess.run(
-        [str(ROOT / ".venv/bin/ansible-playbook"), str(playbook), "-e", json.dumps({"remediate_nfs_servers": servers})],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        check=False,
-    )
-    out = json.loads(proc.stdout)
+    out = run_playbook(playbook, {"remediate_nfs_servers": servers}, json_output=True).json
     failures = [h["localhost"] for t in out["plays"][0]["tasks"] for h in [t["hosts"]] if h["localhost"].get("failed")]
     return out["stats"]["localhost"], failures
 

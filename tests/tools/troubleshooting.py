@@ -132,7 +132,7 @@ def readme_units(root: Path = ROOT) -> list[Unit]:
 def task_units(root: Path = ROOT) -> dict[str, Path]:
     """Units named by the roles' and playbooks' tasks (`Unit <name> ...`, `Preflight <name> ...`)."""
     out: dict[str, Path] = {}
-    files = sorted((root / "roles").glob("*/tasks/*.yml")) + sorted((root / "playbooks").glob("*.yml"))
+    files = sorted((root / "roles").glob("*/tasks/**/*.yml")) + sorted((root / "playbooks").glob("**/*.yml"))
 
     def walk(node, path):
         if isinstance(node, list):

@@ -6,16 +6,14 @@ There is no AWX server here: what awx/configure.yml does on a controller is not 
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
+from tests import harness
 from tests.integration import automation
 from tests.integration.automation import awx_credential_types, awx_custom_credential_env
 
@@ -85,15 +83,7 @@ def test_workflow_runs_the_stages_of_site_yml_in_order():
 
 
 def test_configure_playbook_parses():
-    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"))
-    proc = subprocess.run(
-        [str(Path(sys.executable).parent / "ansible-playbook"), "--syntax-check", "awx/configure.yml"],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        check=False,
-    )
+    proc = harness.run_playbook("awx/configure.yml", args=["--syntax-check"])
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import yaml
 
+from tests import harness
+
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOW = ROOT / "awx" / "flywheel_promote_workflow.yml"
 
@@ -61,7 +63,7 @@ def test_syntax_check():
         capture_output=True,
         text=True,
         cwd=ROOT,
-        env={"ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "PATH": str(Path(sys.executable).parent) + ":/usr/bin:/bin"},
+        env={**harness.ansible_settings(), "PATH": str(Path(sys.executable).parent) + ":/usr/bin:/bin"},
         check=False,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr

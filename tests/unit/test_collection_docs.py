@@ -4,15 +4,13 @@ every role has a README, argument specs for each entry point and only prefixed, 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
 from ansible_collections.dataflywheel.blueprint.plugins.lookup.role_argument_specs import relax, role_specs
+from tests import harness
 
 ROOT = Path(__file__).resolve().parents[2]
 ROLES = sorted(p.name for p in (ROOT / "roles").iterdir() if p.is_dir())
@@ -20,17 +18,9 @@ MODULES = sorted(p.stem for p in (ROOT / "plugins" / "modules").glob("*.py") if 
 
 
 def ansible_doc(*args: str) -> dict:
-    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"))
-    proc = subprocess.run(
-        [str(Path(sys.executable).parent / "ansible-doc"), "--json", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr
-    return json.loads(proc.stdout)
+    if args[0] == "-t":
+        return harness.ansible_doc(*args[2:], plugin_type=args[1])
+    return harness.ansible_doc(*args)
 
 
 def test_every_module_renders_in_ansible_doc():

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import functools
+import os
 import re
 from pathlib import Path
 
@@ -144,3 +145,40 @@ def test_readme_links_every_role_and_stays_short():
     for role in sorted(p.name for p in (ROOT / "roles").iterdir() if (p / "README.md").is_file()):
         assert f"(roles/{role}/README.md)" in readme, f"README.md does not link roles/{role}/README.md"
     assert len(readme.splitlines()) <= 150, "README.md is longer than 150 lines: move details to docs/"
+
+
+@functools.cache
+def repo_documents() -> set[str]:
+    """Names of the Markdown files of the repository (not of the venv or caches)."""
+    names: set[str] = set()
+    for _folder, dirs, files in os.walk(ROOT):
+        dirs[:] = [
+            d for d in dirs if d not in {".git", ".venv", ".cache", "collections", ".collections", "node_modules"}
+        ]
+        names.update(f for f in files if f.endswith(".md"))
+    return names
+
+
+@functools.cache
+def written_documents() -> set[str]:
+    """Markdown files the roles and plugins write (reports), which a README may name."""
+    names: set[str] = set()
+    for pattern in ("roles/**/*.yml", "roles/**/*.j2", "plugins/**/*.py"):
+        for path in ROOT.glob(pattern):
+            names.update(re.findall(r"[\w.-]+\.md\b", path.read_text()))
+    return names
+
+
+HISTORY = re.compile(r"\b(issue|session) #?\d+|\bplanned\b|\bseeds/|\breference/|\.\./shared\b", re.I)
+
+
+@pytest.mark.parametrize("doc", LINKED_DOCS, ids=rel)
+def test_user_docs_describe_the_product_as_it_is(doc):
+    """No development history, no stale "planned", no document that is not in the repository."""
+    text = doc.read_text()
+    in_repo = repo_documents() | written_documents()
+    wrong = [f"{m.group(0)!r}" for m in HISTORY.finditer(text)]
+    wrong += [
+        f"{name!r}: no such document in the repository" for name in set(re.findall(r"[\w.-]+\.md\b", text)) - in_repo
+    ]
+    assert not wrong, f"{rel(doc)}:\n" + "\n".join(wrong)
