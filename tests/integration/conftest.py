@@ -80,6 +80,12 @@ def vanilla(vanilla_kubeconfig) -> client.ApiClient:
 
 
 @pytest.fixture(scope="session")
+def vanilla_map() -> client.ApiClient:
+    """vanilla with the MutatingAdmissionPolicy feature gate and API on (profile vanilla-map)."""
+    return api_client("vanilla-map")
+
+
+@pytest.fixture(scope="session")
 def tool_env() -> dict:
     """The environment with the cluster's kubectl and helm (+ helm-diff) first on PATH."""
     env = dict(os.environ)

@@ -30,10 +30,26 @@ from tests.integration.automation import (
     token,
     totals,
 )
+from tests.integration.conftest import api_client, kubeconfig_for
 from tests.integration.flywheel_sim import control
 from tests.sim.flywheel_api.simulator import start
 
 pytestmark = pytest.mark.cluster
+# site.yml's remediations include the scratch unit's MutatingAdmissionPolicy, which the installer Role must
+# cover: the profile that serves it (vanilla with the feature gate on).
+PROFILE = "vanilla-map"
+
+
+@pytest.fixture(scope="module")
+def cluster_kubeconfig():
+    return kubeconfig_for(PROFILE)
+
+
+@pytest.fixture(scope="module")
+def cluster(cluster_kubeconfig):
+    return api_client(PROFILE)
+
+
 SURVEYS = yaml.safe_load((ROOT / "awx" / "vars" / "templates.yml").read_text())["dfw_awx_surveys"]
 JOBS = [{"workload_id": "primary_assistant", "client_id": "aiva-1"}]
 # credential field -> the flywheel chart's Secret and its data key (upstream names)
@@ -108,7 +124,7 @@ def names():
 
 
 def test_site_with_awx_credential_variables_only(
-    vanilla_kubeconfig, vanilla, tool_env, fixture_charts, sim, names, tmp_path, monkeypatch
+    cluster_kubeconfig, cluster, tool_env, fixture_charts, sim, names, tmp_path, monkeypatch
 ):
     """Must show 2 (first half): the whole site.yml under ansible-runner, credentials from K8S_AUTH_* only,
     as an account bound to rbac/inspect.yml + rbac/installer.yml; the cluster stage installs the full
@@ -117,16 +133,16 @@ def test_site_with_awx_credential_variables_only(
     The model and registry keys come only from the environment the awx/ "model and registry keys"
     credential type injects (rendered from configure.yml as AWX renders it) and end up in the chart's
     Secrets without appearing in the output."""
-    account = make_account(vanilla_kubeconfig, tool_env, ["inspect.yml", "installer.yml"], names)
+    account = make_account(cluster_kubeconfig, tool_env, ["inspect.yml", "installer.yml"], names)
     env, extra = {}, {}
     try:
-        sa_token = token(vanilla, account)
+        sa_token = token(cluster, account)
         clean_environ(monkeypatch, tmp_path / "home")
         # ansible-playbook and helm, as the execution environment has them
         monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}:{tool_env['PATH']}")
         keys = {field: f"dfw-awx-{field}-{uuid.uuid4().hex[:10]}" for field in KEY_SECRETS}
         env = {
-            **awx_credential_env(vanilla_kubeconfig, sa_token, tmp_path),
+            **awx_credential_env(cluster_kubeconfig, sa_token, tmp_path),
             **awx_custom_credential_env("Data Flywheel - model and registry keys", keys),
             "FLYWHEEL_API_URL": sim.url,
             "FLYWHEEL_FIXTURE_CHARTS": fixture_charts,
@@ -160,7 +176,7 @@ def test_site_with_awx_credential_variables_only(
         assert not {"KUBECONFIG", "K8S_AUTH_KUBECONFIG"} & set(first.config.env), "a kubeconfig was reachable"
         assert not (tmp_path / "home" / ".kube" / "config").exists()  # (helm keeps a discovery cache there)
         # what the stages did, read back as the cluster admin
-        core, rbac = client.CoreV1Api(vanilla), client.RbacAuthorizationV1Api(vanilla)
+        core, rbac = client.CoreV1Api(cluster), client.RbacAuthorizationV1Api(cluster)
         ns = core.read_namespace(namespace)
         assert ns.metadata.labels["app.kubernetes.io/managed-by"] == "dataflywheel.blueprint"
         for field, (secret, data_key) in KEY_SECRETS.items():
@@ -169,11 +185,11 @@ def test_site_with_awx_credential_variables_only(
         record = core.read_namespaced_config_map("dataflywheel-blueprint", namespace).data
         assert record["platform"] == "vanilla"
         assert rbac.read_namespaced_role("nemoevaluator-extra", namespace).rules[0].verbs == ["delete"]
-        maps = client.CustomObjectsApi(vanilla).get_cluster_custom_object(
+        maps = client.CustomObjectsApi(cluster).get_cluster_custom_object(
             "admissionregistration.k8s.io", "v1beta1", "mutatingadmissionpolicies", f"dfw-scratch-{namespace}"
         )
         assert maps["metadata"]["labels"]["dataflywheel.blueprint/remediation"] == "scratch-volume"
-        releases = helm_releases(tool_env, vanilla_kubeconfig)
+        releases = helm_releases(tool_env, cluster_kubeconfig)
         assert {"gpu-operator", "nim-operator", "volcano", "data-flywheel"} <= set(releases), releases
         assert set(releases.values()) == {"deployed"}, releases
         report = json.loads((tmp_path / "reports" / "report.json").read_text())
@@ -217,34 +233,34 @@ def test_site_with_awx_credential_variables_only(
         # the same account takes the stack down again (the other tests expect no releases)
         gone = run(tmp_path, "playbooks/uninstall.yml", env, extra, inventory=str(ROOT / "inventories" / "local"))
         assert gone.status == "successful", output(gone)[-6000:]
-        assert helm_releases(tool_env, vanilla_kubeconfig) == {}
+        assert helm_releases(tool_env, cluster_kubeconfig) == {}
     finally:
-        if helm_releases(tool_env, vanilla_kubeconfig) and env:  # a failed run above: clean up as admin
+        if helm_releases(tool_env, cluster_kubeconfig) and env:  # a failed run above: clean up as admin
             run(
                 tmp_path,
                 "playbooks/uninstall.yml",
                 {
                     **{k: v for k, v in env.items() if not k.startswith("K8S_AUTH_")},
-                    "K8S_AUTH_KUBECONFIG": vanilla_kubeconfig,
+                    "K8S_AUTH_KUBECONFIG": cluster_kubeconfig,
                 },
                 extra,
                 inventory=str(ROOT / "inventories" / "local"),
             )
-        delete_account(vanilla_kubeconfig, tool_env, account)
+        delete_account(cluster_kubeconfig, tool_env, account)
         try:
-            client.CoreV1Api(vanilla).delete_namespace(names["data-flywheel"])
+            client.CoreV1Api(cluster).delete_namespace(names["data-flywheel"])
         except ApiException as err:
             if err.status != 404:  # uninstall.yml removed it
                 raise
 
 
 def test_bad_survey_answer_stops_the_run_before_anything_changes(
-    vanilla_kubeconfig, vanilla, tool_env, sim, names, tmp_path, monkeypatch
+    cluster_kubeconfig, cluster, tool_env, sim, names, tmp_path, monkeypatch
 ):
-    account = make_account(vanilla_kubeconfig, tool_env, ["inspect.yml", "installer.yml"], names)
+    account = make_account(cluster_kubeconfig, tool_env, ["inspect.yml", "installer.yml"], names)
     try:
         clean_environ(monkeypatch, tmp_path / "home")
-        env = {**awx_credential_env(vanilla_kubeconfig, token(vanilla, account), tmp_path), "FLYWHEEL_API_URL": sim.url}
+        env = {**awx_credential_env(cluster_kubeconfig, token(cluster, account), tmp_path), "FLYWHEEL_API_URL": sim.url}
         namespace = names["data-flywheel"]
         extra = survey_answers(
             "namespaces",
@@ -263,26 +279,26 @@ def test_bad_survey_answer_stops_the_run_before_anything_changes(
         assert "nothing was changed" in failures
         assert totals(result)["changed"] == 0
         with pytest.raises(ApiException) as err:
-            client.CoreV1Api(vanilla).read_namespace(namespace)
+            client.CoreV1Api(cluster).read_namespace(namespace)
         assert err.value.status == 404  # the cluster stage never ran
         assert control(sim, "/_sim/jobs")["jobs"] == []
     finally:
-        delete_account(vanilla_kubeconfig, tool_env, account)
+        delete_account(cluster_kubeconfig, tool_env, account)
 
 
 def test_runner_role_only_runs_jobs_and_namespaced_remediations(
-    vanilla_kubeconfig, vanilla, tool_env, sim, names, tmp_path, monkeypatch
+    cluster_kubeconfig, cluster, tool_env, sim, names, tmp_path, monkeypatch
 ):
     """Must show 2 (second half): flywheel_run and the namespaced remediations with a token bound only to
     the namespaced runner Role (plus the read-only inspect ClusterRole platform detection needs)."""
-    core = client.CoreV1Api(vanilla)
+    core = client.CoreV1Api(cluster)
     for key in ("data-flywheel", "nemo"):  # the platform team creates the namespaces
         core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=names[key])))
-    account = make_account(vanilla_kubeconfig, tool_env, ["inspect.yml", "runner.yml"], names)
+    account = make_account(cluster_kubeconfig, tool_env, ["inspect.yml", "runner.yml"], names)
     try:
-        sa_token = token(vanilla, account)
+        sa_token = token(cluster, account)
         clean_environ(monkeypatch, tmp_path / "home")
-        env = {**awx_credential_env(vanilla_kubeconfig, sa_token, tmp_path), "FLYWHEEL_API_URL": sim.url}
+        env = {**awx_credential_env(cluster_kubeconfig, sa_token, tmp_path), "FLYWHEEL_API_URL": sim.url}
         inventory = str(ROOT / "inventories" / "local")
         answers = survey_answers(
             "namespaces",
@@ -306,7 +322,7 @@ def test_runner_role_only_runs_jobs_and_namespaced_remediations(
             result = run(tmp_path, playbook, env, extra, inventory=inventory)
             assert result.status == "successful", f"{playbook}:\n{output(result)[-6000:]}"
             assert sa_token not in output(result)
-        extra_role = client.RbacAuthorizationV1Api(vanilla).read_namespaced_role("nemoevaluator-extra", names["nemo"])
+        extra_role = client.RbacAuthorizationV1Api(cluster).read_namespaced_role("nemoevaluator-extra", names["nemo"])
         assert extra_role.rules[0].resources == ["secrets"] and extra_role.rules[0].verbs == ["delete"]
         assert json.loads((tmp_path / "reports" / "report.json").read_text())["jobs"][0]["status"] == "completed"
 
@@ -328,7 +344,7 @@ def test_runner_role_only_runs_jobs_and_namespaced_remediations(
         refusal = " ".join(task_failures(forbidden))
         assert "403" in refusal or "Forbidden" in refusal or "forbidden" in refusal, refusal
         with pytest.raises(ApiException) as err:
-            client.CustomObjectsApi(vanilla).get_cluster_custom_object(
+            client.CustomObjectsApi(cluster).get_cluster_custom_object(
                 "admissionregistration.k8s.io", "v1beta1", "mutatingadmissionpolicies", f"dfw-scratch-{names['nemo']}"
             )
         assert err.value.status == 404
@@ -361,6 +377,6 @@ def test_runner_role_only_runs_jobs_and_namespaced_remediations(
             client.CoreV1Api(as_account(env)).list_namespaced_secret("default")
         assert err.value.status == 403
     finally:
-        delete_account(vanilla_kubeconfig, tool_env, account)
+        delete_account(cluster_kubeconfig, tool_env, account)
         for key in ("data-flywheel", "nemo"):
             core.delete_namespace(names[key])

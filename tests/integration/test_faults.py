@@ -25,12 +25,27 @@ import pytest
 from kubernetes import client
 
 from tests.integration import cluster_state
+from tests.integration.conftest import api_client, kubeconfig_for
 from tests.integration.flywheel_sim import control
 from tests.integration.playbook_runner import alive, play
 from tests.integration.remediate_run import drop_namespace
 from tests.sim import cluster as simcluster
 from tests.sim.entity_store.simulator import start as start_entity_store
 from tests.sim.flywheel_api.simulator import start as start_flywheel_api
+
+
+# The remediation runs converge to the scratch unit's MutatingAdmissionPolicy: the profile that serves it.
+PROFILE = "vanilla-map"
+
+
+@pytest.fixture(scope="module")
+def cluster_kubeconfig():
+    return kubeconfig_for(PROFILE)
+
+
+@pytest.fixture(scope="module")
+def cluster(cluster_kubeconfig):
+    return api_client(PROFILE)
 
 
 JOBS = [{"workload_id": "primary_assistant", "client_id": f"aiva-{i}"} for i in (1, 2, 3)]
@@ -106,12 +121,12 @@ def test_flywheel_run_stops_with_a_diagnosis_when_the_api_is_unreachable(tmp_pat
 
 # ---------------------------------------------------------------- the Entity Store simulator
 @pytest.fixture
-def nemo_ns(vanilla, vanilla_kubeconfig):
+def nemo_ns(cluster, cluster_kubeconfig):
     ns = f"flt-{uuid.uuid4().hex[:6]}"
-    core = client.CoreV1Api(vanilla)
+    core = client.CoreV1Api(cluster)
     core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=ns)))
     yield ns
-    drop_namespace(vanilla, ns)
+    drop_namespace(cluster, ns)
 
 
 def remediate(kubeconfig, ns, store, tmp_path, label, **kill):
@@ -138,12 +153,12 @@ def owned(api, ns):
 
 @pytest.mark.cluster
 def test_remediate_through_a_flaky_entity_store_registers_each_model_once(
-    vanilla, vanilla_kubeconfig, nemo_ns, tmp_path
+    cluster, cluster_kubeconfig, nemo_ns, tmp_path
 ):
     store = start_entity_store()
     try:
         store.faults.update(error_rate=0.3, latency=0.05, drop_post_rate=0.6, seed=5)
-        result = remediate(vanilla_kubeconfig, nemo_ns, store, tmp_path, "flaky")
+        result = remediate(cluster_kubeconfig, nemo_ns, store, tmp_path, "flaky")
         assert result.returncode == 0, result.output[-4000:]
         assert sorted(store.state.models) == [("meta", "llama-3.2-1b-instruct"), ("meta", "llama-3.2-3b-instruct")]
         assert store.stats.get("POST /v1/models", 0) >= 2
@@ -153,23 +168,23 @@ def test_remediate_through_a_flaky_entity_store_registers_each_model_once(
 
 @pytest.mark.cluster
 def test_remediate_with_the_entity_store_down_stops_with_a_diagnosis_and_the_rerun_converges(
-    vanilla, vanilla_kubeconfig, nemo_ns, tmp_path
+    cluster, cluster_kubeconfig, nemo_ns, tmp_path
 ):
     store = start_entity_store()
     try:
         store.faults.update(error_rate=1.0)
-        down = remediate(vanilla_kubeconfig, nemo_ns, store, tmp_path, "down")
+        down = remediate(cluster_kubeconfig, nemo_ns, store, tmp_path, "down")
         assert down.returncode != 0
         assert "Entity Store request failed" in down.output and "HTTP 500" in down.output, down.output[-3000:]
         assert "Traceback" not in down.output
         assert store.state.models == {}
         store.faults.update(error_rate=0.0)
-        rerun = remediate(vanilla_kubeconfig, nemo_ns, store, tmp_path, "rerun")
+        rerun = remediate(cluster_kubeconfig, nemo_ns, store, tmp_path, "rerun")
         assert rerun.returncode == 0, rerun.output[-3000:]
         assert len(store.state.models) == 2
         labels = {
             obj["metadata"].get("labels", {}).get("dataflywheel.blueprint/remediation")
-            for obj in owned(vanilla, nemo_ns).values()
+            for obj in owned(cluster, nemo_ns).values()
         }
         assert {"evaluator-secret-delete", "scratch-volume"} <= labels
     finally:
@@ -182,7 +197,7 @@ def _own_cluster_only():
         pytest.skip("API server faults are injected only into the local cluster this checkout started")
 
 
-def apiserver_pid(profile: str = "vanilla") -> int:
+def apiserver_pid(profile: str = PROFILE) -> int:
     """The kube-apiserver of THIS checkout's cluster: its command line names our cluster directory."""
     cluster_dir = str(simcluster.STATE / "kwok" / "clusters" / simcluster.cluster_name(profile))
     for proc in Path("/proc").iterdir():
@@ -197,7 +212,7 @@ def apiserver_pid(profile: str = "vanilla") -> int:
     raise AssertionError(f"no kube-apiserver process of {cluster_dir}")
 
 
-def wait_answers(profile="vanilla", timeout=90):
+def wait_answers(profile=PROFILE, timeout=90):
     deadline = time.monotonic() + timeout
     while not simcluster.answers(profile):
         assert time.monotonic() < deadline, "the API server did not come back"
@@ -205,17 +220,17 @@ def wait_answers(profile="vanilla", timeout=90):
 
 
 @pytest.fixture(scope="module")
-def reference(vanilla, vanilla_kubeconfig, tmp_path_factory):
+def reference(cluster, cluster_kubeconfig, tmp_path_factory):
     """The end state of an undisturbed remediate run, in its own namespace (one per module)."""
     tmp_path = tmp_path_factory.mktemp("faults-reference")
     ns = f"flt-ref-{uuid.uuid4().hex[:5]}"
-    client.CoreV1Api(vanilla).create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=ns)))
+    client.CoreV1Api(cluster).create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=ns)))
     store = start_entity_store()
-    result = remediate(vanilla_kubeconfig, ns, store, tmp_path, "reference")
+    result = remediate(cluster_kubeconfig, ns, store, tmp_path, "reference")
     assert result.returncode == 0, result.output[-3000:]
-    state = owned(vanilla, ns)
+    state = owned(cluster, ns)
     store.shutdown()
-    drop_namespace(vanilla, ns)
+    drop_namespace(cluster, ns)
     return state, result.tasks
 
 
@@ -227,14 +242,14 @@ PAUSES = [  # (the task whose start triggers the pause, seconds paused)
 
 @pytest.mark.cluster
 @pytest.mark.slow
-def test_paused_api_server_runs_complete_with_the_same_end_state(vanilla, vanilla_kubeconfig, reference, tmp_path):
+def test_paused_api_server_runs_complete_with_the_same_end_state(cluster, cluster_kubeconfig, reference, tmp_path):
     _own_cluster_only()
     expected, tasks = reference
     failures = []
     for index, (name, seconds) in enumerate(PAUSES):
         point = next(i for i, task in enumerate(tasks, 1) if name in task)
         ns = f"flt-p{index}-{uuid.uuid4().hex[:4]}"
-        client.CoreV1Api(vanilla).create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=ns)))
+        client.CoreV1Api(cluster).create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=ns)))
         store = start_entity_store()
         pid = apiserver_pid()
         marker = tmp_path / f"pause{index}.tasks"
@@ -256,13 +271,13 @@ def test_paused_api_server_runs_complete_with_the_same_end_state(vanilla, vanill
         thread = threading.Thread(target=pauser, daemon=True)
         thread.start()
         try:
-            result = remediate(vanilla_kubeconfig, ns, store, tmp_path, f"pause{index}")
+            result = remediate(cluster_kubeconfig, ns, store, tmp_path, f"pause{index}")
             thread.join(timeout=30)
             where = f"API server paused {seconds}s at task {point} ({tasks[point - 1]!r})"
             assert paused.is_set(), f"{where}: the pause never happened"
             if result.returncode != 0:
                 failures.append(f"{where}: the run failed:\n{result.output[-2500:]}")
-            elif (got := owned(vanilla, ns)) != expected:
+            elif (got := owned(cluster, ns)) != expected:
                 failures.append(f"{where}: end state differs:\n{cluster_state.diff(expected, got)}")
             if len(store.state.models) != len(MODELS):
                 failures.append(f"{where}: Entity Store holds {sorted(store.state.models)}")
@@ -270,7 +285,7 @@ def test_paused_api_server_runs_complete_with_the_same_end_state(vanilla, vanill
             os.kill(pid, signal.SIGCONT)
             wait_answers()
             store.shutdown()
-            client.CoreV1Api(vanilla).delete_namespace(ns)
+            client.CoreV1Api(cluster).delete_namespace(ns)
     assert not failures, "\n\n".join(failures)
 
 
@@ -279,7 +294,7 @@ class StoppedApiServer:
     command line, working directory and environment kwokctl gave it, its pid file updated (a
     restarting or crashed API server: connections are refused meanwhile)."""
 
-    def __init__(self, profile: str = "vanilla"):
+    def __init__(self, profile: str = PROFILE):
         self.cluster_dir = simcluster.STATE / "kwok" / "clusters" / simcluster.cluster_name(profile)
         self.pid = apiserver_pid(profile)
         proc = Path("/proc") / str(self.pid)
@@ -322,7 +337,7 @@ class StoppedApiServer:
 @pytest.mark.cluster
 @pytest.mark.slow
 def test_api_server_down_mid_run_stops_with_a_diagnosis_and_the_rerun_converges(
-    vanilla, vanilla_kubeconfig, reference, tmp_path
+    cluster, cluster_kubeconfig, reference, tmp_path
 ):
     """The API server process goes away in the middle of the run (before the task that binds the
     evaluator's Role): the run must stop promptly naming the refused connection (no hang, no
@@ -330,7 +345,7 @@ def test_api_server_down_mid_run_stops_with_a_diagnosis_and_the_rerun_converges(
     _own_cluster_only()
     expected, tasks = reference
     ns = f"flt-r-{uuid.uuid4().hex[:5]}"
-    client.CoreV1Api(vanilla).create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=ns)))
+    client.CoreV1Api(cluster).create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=ns)))
     store = start_entity_store()
     point = next(i for i, name in enumerate(tasks, 1) if "Bind the extra Role" in name)
     apiserver = StoppedApiServer()
@@ -349,7 +364,7 @@ def test_api_server_down_mid_run_stops_with_a_diagnosis_and_the_rerun_converges(
     thread = threading.Thread(target=stopper, daemon=True)
     thread.start()
     try:
-        down = remediate(vanilla_kubeconfig, ns, store, tmp_path, "down")
+        down = remediate(cluster_kubeconfig, ns, store, tmp_path, "down")
         ended = time.monotonic()
         thread.join(timeout=60)
         assert apiserver.stopped_at is not None, "the API server was never stopped"
@@ -363,11 +378,11 @@ def test_api_server_down_mid_run_stops_with_a_diagnosis_and_the_rerun_converges(
         if not apiserver.running():
             apiserver.start()
     try:
-        rerun = remediate(vanilla_kubeconfig, ns, store, tmp_path, "after-restart")
+        rerun = remediate(cluster_kubeconfig, ns, store, tmp_path, "after-restart")
         assert rerun.returncode == 0, rerun.output[-3000:]
-        got = owned(vanilla, ns)
+        got = owned(cluster, ns)
         assert got == expected, cluster_state.diff(expected, got)
         assert len(store.state.models) == len(MODELS)
     finally:
         store.shutdown()
-        drop_namespace(vanilla, ns)
+        drop_namespace(cluster, ns)

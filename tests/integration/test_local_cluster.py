@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import time
 import uuid
@@ -11,6 +12,8 @@ import os
 import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
+
+from .conftest import api_client
 
 pytestmark = pytest.mark.cluster
 
@@ -135,7 +138,32 @@ def test_job_completes(vanilla, namespace):
     assert batch.read_namespaced_job("once", namespace).status.succeeded == 1
 
 
-def test_mutating_admission_policy_mutates_new_objects(vanilla, namespace):
+def test_vanilla_as_shipped_serves_no_mutating_admission_policy(vanilla):
+    """Kubernetes 1.34 ships MutatingAdmissionPolicy (beta) with its feature gate off: the default profile too."""
+    kinds = set()
+    for group in client.ApisApi(vanilla).get_api_versions().groups:
+        if group.name == "admissionregistration.k8s.io":
+            for version in group.versions:
+                found = vanilla.call_api(
+                    f"/apis/{version.group_version}", "GET", response_type="object", _return_http_data_only=True
+                )
+                kinds |= {r["kind"] for r in found["resources"]}
+    assert "ValidatingAdmissionPolicy" in kinds, "the group is served (ValidatingAdmissionPolicy is GA)"
+    assert "MutatingAdmissionPolicy" not in kinds
+
+
+@pytest.fixture
+def map_namespace(vanilla_map):
+    name = f"t-{uuid.uuid4().hex[:8]}"
+    core = client.CoreV1Api(vanilla_map)
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    yield name
+    core.delete_namespace(name)
+
+
+def test_mutating_admission_policy_mutates_new_objects(vanilla_map, map_namespace):
+    """The vanilla-map profile: the feature gate and admissionregistration.k8s.io/v1beta1 on."""
+    vanilla, namespace = vanilla_map, map_namespace
     assert served(vanilla, "admissionregistration.k8s.io/v1beta1")
     custom = client.CustomObjectsApi(vanilla)
     name = f"t-map-{uuid.uuid4().hex[:6]}"
@@ -333,3 +361,117 @@ def test_openshift_route_gets_a_host(openshift):
         assert err.value.status == 422 and "spec.to" in err.value.body
     finally:
         custom.delete_namespaced_custom_object("route.openshift.io", "v1", "default", "routes", name)
+
+
+# ---------------------------------------------------------------- EMULATED OpenShift SCC admission
+@pytest.fixture
+def scc_namespace(openshift):
+    """A fresh openshift namespace with its UID range written (as cluster-policy-controller does) and a
+    ServiceAccount `es` without any SCC grant."""
+    core = client.CoreV1Api(openshift)
+    name = f"t-scc-{uuid.uuid4().hex[:6]}"
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    wait_for(
+        lambda: (core.read_namespace(name).metadata.annotations or {}).get("openshift.io/sa.scc.uid-range"),
+        timeout=20,
+        what="the namespace UID range",
+    )
+    wait_for(lambda: core.list_namespaced_service_account(name, field_selector="metadata.name=default").items)
+    core.create_namespaced_service_account(name, client.V1ServiceAccount(metadata=client.V1ObjectMeta(name="es")))
+    yield name
+    core.delete_namespace(name)
+
+
+def scc_pod(name, security_context=None, container_context=None, annotations=None, volumes=None):
+    return client.V1Pod(
+        metadata=client.V1ObjectMeta(name=name, annotations=annotations),
+        spec=client.V1PodSpec(
+            service_account_name="es",
+            security_context=security_context,
+            containers=[client.V1Container(name="main", image="fixture:1", security_context=container_context)],
+            volumes=volumes,
+        ),
+    )
+
+
+def refused(core, namespace, pod) -> str:
+    with pytest.raises(ApiException) as err:
+        core.create_namespaced_pod(namespace, pod)
+    assert err.value.status == 403, err.value.body
+    return json.loads(err.value.body)["message"]
+
+
+def test_openshift_scc_admission_refuses_what_the_service_account_may_not_use(openshift, scc_namespace):
+    """The emulated SCC admission (a webhook of the tests, tests/sim/admission.py, called by the real API
+    server) admits a Pod only under an SCC its ServiceAccount may `use`, as OpenShift does."""
+    core, rbac, ns = client.CoreV1Api(openshift), client.RbacAuthorizationV1Api(openshift), scc_namespace
+    uid_start = int(core.read_namespace(ns).metadata.annotations["openshift.io/sa.scc.uid-range"].split("/")[0])
+    # restricted-v2 (every authenticated subject): no security context, or a UID inside the namespace range
+    core.create_namespaced_pod(ns, scc_pod("plain"))
+    core.create_namespaced_pod(ns, scc_pod("in-range", client.V1PodSecurityContext(run_as_user=uid_start + 5)))
+    root = client.V1PodSecurityContext(run_as_user=0)
+    body = refused(core, ns, scc_pod("root", root))
+    assert "unable to validate against any security context constraint" in body
+    assert 'provider "anyuid": Forbidden: not usable by user or serviceaccount' in body
+    assert "must be in the ranges" in body and "EMULATED" in body
+    fixed_uid = refused(core, ns, scc_pod("uid-1000", client.V1PodSecurityContext(run_as_user=1000)))
+    assert f"[{uid_start}, {uid_start + 9999}]" in fixed_uid
+
+    rbac.create_namespaced_role_binding(
+        ns,
+        client.V1RoleBinding(
+            metadata=client.V1ObjectMeta(name="es-anyuid"),
+            role_ref=client.V1RoleRef(
+                api_group="rbac.authorization.k8s.io", kind="ClusterRole", name="system:openshift:scc:anyuid"
+            ),
+            subjects=[client.RbacV1Subject(kind="ServiceAccount", name="es", namespace=ns)],
+        ),
+    )
+    # RBAC is read at admission: the grant takes effect for the next Pod
+    wait_for(lambda: _created(core, ns, scc_pod("root", root)), timeout=20, what="the anyuid grant to take effect")
+    # anyuid still refuses a privileged container, and the grant is per ServiceAccount
+    privileged = refused(core, ns, scc_pod("priv", container_context=client.V1SecurityContext(privileged=True)))
+    assert "Privileged containers are not allowed" in privileged
+    other = scc_pod("root-default-sa", root)
+    other.spec.service_account_name = "default"
+    assert "not usable by user or serviceaccount" in refused(core, ns, other)
+    host_path = [client.V1Volume(name="h", host_path=client.V1HostPathVolumeSource(path="/var"))]
+    assert "hostPath volumes are not allowed" in refused(core, ns, scc_pod("hostpath", volumes=host_path))
+
+
+def _created(core, namespace, pod) -> bool:
+    try:
+        core.create_namespaced_pod(namespace, pod)
+    except ApiException as exc:
+        if exc.status == 403:
+            return False
+        raise
+    return True
+
+
+def test_openshift_required_scc_pins_the_constraint(openshift, scc_namespace):
+    """openshift.io/required-scc: only the named SCC is tried, even for a Pod restricted-v2 would admit."""
+    core, ns = client.CoreV1Api(openshift), scc_namespace
+    body = refused(core, ns, scc_pod("pinned", annotations={"openshift.io/required-scc": "anyuid"}))
+    assert "anyuid" in body and "restricted-v2" not in body
+    core.create_namespaced_pod(ns, scc_pod("pinned-ok", annotations={"openshift.io/required-scc": "restricted-v2"}))
+
+
+# ---------------------------------------------------------------- cluster DNS where each platform has it
+@pytest.mark.parametrize(
+    ("profile", "namespace", "name", "address", "absent"),
+    [
+        ("vanilla", "kube-system", "kube-dns", "10.96.0.10", ("openshift-dns", "dns-default")),
+        ("openshift", "openshift-dns", "dns-default", "172.30.0.10", ("kube-system", "kube-dns")),
+        ("pcai", "kube-system", "kube-dns", "10.96.0.10", ("openshift-dns", "dns-default")),
+        ("nutanix", "kube-system", "kube-dns", "10.96.0.10", ("openshift-dns", "dns-default")),
+    ],
+)
+def test_cluster_dns_service_lives_where_the_platform_has_it(profile, namespace, name, address, absent):
+    core = client.CoreV1Api(api_client(profile))
+    service = core.read_namespaced_service(name, namespace)
+    assert service.spec.cluster_ip == address
+    assert {p.port for p in service.spec.ports} == {53, 9153} or {p.port for p in service.spec.ports} == {53, 9154}
+    with pytest.raises(ApiException) as err:
+        core.read_namespaced_service(absent[1], absent[0])
+    assert err.value.status == 404

@@ -32,17 +32,19 @@ def run_module(args):
     return out["plays"][0]["tasks"][0]["hosts"]["localhost"]
 
 
-@pytest.mark.parametrize("profile", ["vanilla", "openshift", "pcai", "nutanix"])
+@pytest.mark.parametrize("profile", ["vanilla", "vanilla-map", "openshift", "pcai", "nutanix"])
 def test_profile_is_classified(profile):
     result = run_module(json.dumps({"kubeconfig": kubeconfig_for(profile)}))
     assert result.get("failed") is not True, result.get("msg")
     assert result["changed"] is False
     facts = result["platform_info"]
-    assert facts["platform"] == profile
+    assert facts["platform"] == profile.removesuffix("-map")
     assert facts["istio"]["present"] is (profile == "pcai")
     assert facts["nutanix_storage"]["present"] is (profile == "nutanix")
     assert facts["openshift"]["present"] is (profile == "openshift")
-    assert facts["mutating_admission_policy"] == "admissionregistration.k8s.io/v1beta1"
+    # MutatingAdmissionPolicy is off as the platforms ship (beta, gate off in 1.34); vanilla-map turns it on
+    map_api = "admissionregistration.k8s.io/v1beta1" if profile == "vanilla-map" else None
+    assert facts["mutating_admission_policy"] == map_api
     if profile == "pcai":
         assert facts["pcai"]["cluster_domain"] == "pcai.dfw.example.test"
 

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
 from kubernetes import client
+
+from tests.sim import chart_repo
 
 pytestmark = pytest.mark.cluster
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,7 +43,7 @@ def test_preflight_passes_reports_and_changes_nothing(vanilla_kubeconfig, vanill
     proc = preflight(vanilla_kubeconfig, {"flywheel_prereqs_namespace": "preflight-never-created"}, "--check")
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr
     assert "local-cluster: vanilla (Kubernetes 1.34), 2 GPU node(s)" in proc.stdout
-    assert "MutatingAdmissionPolicy admissionregistration.k8s.io/v1beta1" in proc.stdout
+    assert "MutatingAdmissionPolicy not served" in proc.stdout  # 1.34 as shipped: the feature gate is off
     assert "the credentials may do all" in proc.stdout
     assert "changed=0" in proc.stdout and "failed=0" in proc.stdout
     after = {n.metadata.name for n in client.CoreV1Api(vanilla).list_namespace().items}
@@ -93,3 +98,82 @@ def test_bad_input_names_every_bad_variable_across_roles(vanilla_kubeconfig):
     ]:
         assert f"Role {role}:" in text and variable in text, text[-4000:]
     assert "nothing was changed" in text
+
+
+# ---------------------------------------------------------------- chart repository credentials (NGC key)
+CHART_PREFIXES = {  # role variable prefix -> the fixture chart it installs
+    "gpu_operator": "gpu-operator",
+    "nim_operator": "k8s-nim-operator",
+    "nemo_platform_volcano": "volcano",
+    "flywheel": "nvidia-blueprint-data-flywheel",
+}
+
+
+def chart_repo_vars(repo_url: str) -> dict:
+    """The chart roles pointed at the authenticated loopback repository, which stands for NGC here
+    (flywheel_ngc_hosts), so the roles' NGC default credentials ($oauthtoken and the NGC key) apply."""
+    out = {"flywheel_ngc_hosts": ["127.0.0.1"]}
+    for prefix, chart in CHART_PREFIXES.items():
+        out[f"{prefix}_chart_ref"] = chart
+        out[f"{prefix}_chart_repo_url"] = repo_url
+    return out
+
+
+def test_chart_repository_credentials_are_checked_before_any_change(
+    vanilla_kubeconfig, vanilla, fixture_charts, tmp_path
+):
+    """Must show 2 (the refusal half): the fixture charts served by a repository that requires basic auth
+    (a real HTTP server on loopback standing for NGC): without the key preflight stops naming
+    flywheel_ngc_api_key, with a wrong key the repository's 401 names it too; nothing changes and the key
+    is not printed. One preflight run, one inventory host per case."""
+    key = f"nvapi-preflight-{uuid.uuid4().hex}"
+    repo = chart_repo.start(fixture_charts, username="$oauthtoken", password=key)
+    inventory = tmp_path / "inventory"
+    shutil.copytree(ROOT / "inventories" / "local", inventory)
+    host = {"ansible_connection": "local", "ansible_python_interpreter": "{{ ansible_playbook_python }}"}
+    hosts = {
+        "no-key": {**host, "flywheel_ngc_api_key": ""},
+        "wrong-key": {**host, "flywheel_ngc_api_key": key[::-1]},
+        "right-key": {**host, "flywheel_ngc_api_key": key},
+    }
+    (inventory / "hosts.yml").write_text(
+        json.dumps({"flywheel_clusters": {"hosts": hosts}, "gpu_hosts": {"hosts": {}}})
+    )
+    before = {n.metadata.name for n in client.CoreV1Api(vanilla).list_namespace().items}
+    try:
+        env_key = {k: v for k, v in os.environ.items() if k != "NGC_API_KEY"}
+        proc = subprocess.run(
+            [
+                str(BIN / "ansible-playbook"),
+                "-i",
+                str(inventory),
+                "playbooks/preflight.yml",
+                "-e",
+                json.dumps({**chart_repo_vars(repo.url), "flywheel_prereqs_namespace": "preflight-never-created"}),
+            ],
+            capture_output=True,
+            text=True,
+            env={
+                **env_key,
+                "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
+                "KUBECONFIG": vanilla_kubeconfig,
+                "K8S_AUTH_KUBECONFIG": vanilla_kubeconfig,
+                "PROFILE": "vanilla",
+                "FLYWHEEL_FIXTURE_CHARTS": fixture_charts,
+            },
+            cwd=ROOT,
+            check=False,
+        )
+    finally:
+        repo.shutdown()
+    out = " ".join(proc.stdout.split())
+    assert proc.returncode != 0
+    assert re.search(r"no-key\s*:\s*ok=\d+\s+changed=0\s+unreachable=0\s+failed=1", proc.stdout), proc.stdout[-4000:]
+    assert re.search(r"wrong-key\s*:\s*ok=\d+\s+changed=0\s+unreachable=0\s+failed=1", proc.stdout)
+    assert re.search(r"right-key\s*:\s*ok=\d+\s+changed=0\s+unreachable=0\s+failed=0", proc.stdout), out[-4000:]
+    assert "no-key: flywheel_ngc_api_key is empty" in out and "the Data Flywheel chart" in out
+    assert "refused the credentials (HTTP 401): check flywheel_ngc_api_key" in out
+    # the repository saw the wrong key refused and the right one served (one read of index.yaml each)
+    assert repo.stats["401 /index.yaml"] >= 1 and repo.stats["200 /index.yaml"] >= 1, repo.stats
+    assert key not in proc.stdout + proc.stderr and key[::-1] not in proc.stdout + proc.stderr
+    assert {n.metadata.name for n in client.CoreV1Api(vanilla).list_namespace().items} == before

@@ -28,7 +28,9 @@ from .remediate_run import drop_namespace, fresh_namespace, run_role
 pytestmark = pytest.mark.cluster
 ROOT = Path(__file__).resolve().parents[2]
 KYVERNO_CRD = ROOT / "tests/fixtures/crds/kyverno.io_clusterpolicies.yaml"
-PROFILES = ["vanilla", "openshift", "pcai", "nutanix"]
+PROFILES = ["vanilla-map", "openshift", "pcai", "nutanix"]
+# Profiles that serve a /scratch mechanism (MutatingAdmissionPolicy); the others ship without one.
+SCRATCH_PROFILES = ["vanilla-map"]
 EVALUATOR = "nemoevaluator-sample"
 MODELS = [
     {"name": "meta/llama-3.2-1b-instruct", "nim_service": "llama-3-2-1b-instruct"},
@@ -191,6 +193,7 @@ class Scene:
 
     def __init__(self, profile, tool_env):
         self.profile = profile
+        self.platform = profile.removesuffix("-map")
         self.kubeconfig = kubeconfig_for(profile)
         self.api, self.ns = fresh_namespace(self.kubeconfig, f"rem-{profile[:4]}")
         self.store = start_entity_store()
@@ -217,8 +220,10 @@ class Scene:
             "remediate_model_pvc": "model-store",
             "remediate_scc_grants": [{"service_account": "elasticsearch", "scc": "anyuid"}],
             "remediate_routes": ROUTES,
+            # as shipped, these clusters have no /scratch mechanism: the unit is skipped with a warning
+            "remediate_scratch_required": profile in SCRATCH_PROFILES,
         }
-        if profile == "vanilla":
+        if self.platform == "vanilla":
             # Broken state of evaluator-entity-store-url: the CR points at an Entity Store in another
             # namespace (what `oc set env` papered over until the next reconcile).
             # the cluster serves the NIM Operator's real CRDs (tests/sim/cluster.py)
@@ -313,7 +318,7 @@ def test_entity_store_simulator_returns_the_registered_models(scenes, profile):
     assert scene.store.stats["POST /v1/models"] == 2, "one POST per model, none on the rerun"
 
 
-@pytest.mark.parametrize("profile", PROFILES)
+@pytest.mark.parametrize("profile", SCRATCH_PROFILES)
 def test_scratch_policy_active_when_the_role_reports_success(scenes, profile):
     """The role waits for the new MutatingAdmissionPolicy to act (dry-run Pod) before it returns, so an
     entity-handler Job created right after the run gets /scratch from the real admission chain, without the
@@ -326,12 +331,24 @@ def test_scratch_policy_active_when_the_role_reports_success(scenes, profile):
     assert scene.after["probe_left"] == [], "the probe is a dry run, nothing is stored"
 
 
+@pytest.mark.parametrize("profile", [p for p in PROFILES if p not in SCRATCH_PROFILES])
+def test_scratch_skipped_with_a_warning_where_the_cluster_has_no_mechanism(scenes, profile):
+    """No MutatingAdmissionPolicy API and no Kyverno (as these platforms ship) with remediate_scratch_required
+    false: the unit is skipped with a warning and the run goes on; entity-handler Pods keep lacking /scratch."""
+    scene = scenes(profile)
+    assert scene.first.fact("remediate_facts")["mutating_admission_policy"] is None
+    assert scene.first.fact("remediate_scratch_use") == "none"
+    assert scene.first.ran("Warn that /scratch is skipped")
+    assert not scene.first.ran("Wait until a dry-run entity-handler Pod gets")
+    assert scene.after["scratch"] is False
+
+
 @pytest.mark.parametrize("profile", PROFILES)
 def test_units_do_not_touch_other_platforms(scenes, profile):
     scene = scenes(profile)
     api, ns = scene.api, scene.ns
     facts = scene.first.fact("remediate_facts")
-    assert facts["platform"] == profile
+    assert facts["platform"] == scene.platform
     on_openshift, on_pcai = profile == "openshift", profile == "pcai"
     assert bool(labelled(api, ns, "openshift-scc")) is on_openshift
     assert bool(labelled(api, ns, "openshift-ownership")) is on_openshift
@@ -581,7 +598,7 @@ def test_pcai_unsubstituted_domain_refused_before_anything_changes(scenes):
 
 
 def test_evaluator_entity_store_url_set_on_the_cr(scenes):
-    scene = scenes("vanilla")
+    scene = scenes("vanilla-map")
     custom = client.CustomObjectsApi(scene.api)
     assert scene.first.ran("Set spec.entitystore.endpoint")
     cr = custom.get_namespaced_custom_object("apps.nvidia.com", "v1alpha1", scene.ns, "nemoevaluators", EVALUATOR)
@@ -612,7 +629,7 @@ def mock_locations(conf):
 
 
 def test_entity_store_mock_generated_from_the_nim_list(scenes):
-    scene = scenes("vanilla")
+    scene = scenes("vanilla-map")
     core, apps = client.CoreV1Api(scene.api), client.AppsV1Api(scene.api)
     ns = scene.ns
     locations = mock_locations(core.read_namespaced_config_map("dfw-entity-store-mock", ns).data["default.conf"])
@@ -641,7 +658,7 @@ def test_entity_store_mock_generated_from_the_nim_list(scenes):
 
 
 def test_scratch_without_the_chosen_mechanism_fails_naming_the_options(scenes):
-    kubeconfig = scenes("vanilla").kubeconfig
+    kubeconfig = scenes("vanilla-map").kubeconfig
     api, ns = fresh_namespace(kubeconfig, "rem-nomech")
     try:
         run = run_role({"remediate_namespace": ns, "remediate_scratch_mechanism": "kyverno"}, kubeconfig)
@@ -659,10 +676,26 @@ def test_scratch_without_the_chosen_mechanism_fails_naming_the_options(scenes):
         drop_namespace(api, ns)
 
 
+def test_scratch_on_a_cluster_as_shipped_stops_before_any_change_naming_the_options(scenes):
+    """nutanix as it ships: no MutatingAdmissionPolicy API, no Kyverno; the default (required) stops the run."""
+    kubeconfig = scenes("nutanix").kubeconfig
+    api, ns = fresh_namespace(kubeconfig, "rem-stop")
+    try:
+        run = run_role({"remediate_namespace": ns}, kubeconfig)
+        assert not run.ok
+        msg = run.failure_msg()
+        assert "no MutatingAdmissionPolicy API" in msg and "no Kyverno" in msg and "Nothing was changed" in msg
+        for option in ("MutatingAdmissionPolicy feature gate", "install Kyverno", "remediate_scratch_required=false"):
+            assert option in msg
+        assert run.changed == 0 and labelled(api, ns, "evaluator-secret-delete") == [], "nothing changed before"
+    finally:
+        drop_namespace(api, ns)
+
+
 @pytest.fixture
-def nutanix_with_kyverno_api(scenes, tool_env):
-    """The nutanix cluster with the kyverno.io ClusterPolicy CRD fixture (API type only, no Kyverno)."""
-    kubeconfig = scenes("nutanix").kubeconfig  # the shared nutanix runs happen before the CRD exists
+def map_cluster_with_kyverno_api(scenes, tool_env):
+    """The vanilla-map cluster with the kyverno.io ClusterPolicy CRD fixture (API type only, no Kyverno)."""
+    kubeconfig = scenes("vanilla-map").kubeconfig  # the shared runs happen before the CRD exists
     kubectl(tool_env, kubeconfig, "apply", "--server-side", "-f", str(KYVERNO_CRD))
     kubectl(tool_env, kubeconfig, "wait", "--for=condition=Established", "crd/clusterpolicies.kyverno.io")
     api, ns = fresh_namespace(kubeconfig, "rem-kyv")
@@ -671,11 +704,11 @@ def nutanix_with_kyverno_api(scenes, tool_env):
     kubectl(tool_env, kubeconfig, "delete", "--ignore-not-found", "-f", str(KYVERNO_CRD))
 
 
-def test_kyverno_variant_writes_the_policy_and_refuses_success_without_kyverno_acting(nutanix_with_kyverno_api):
+def test_kyverno_variant_writes_the_policy_and_refuses_success_without_kyverno_acting(map_cluster_with_kyverno_api):
     """Kyverno itself cannot run here: the test proves platform_info sees Kyverno, the ClusterPolicy the API
     server accepted has the right content and scope, auto still prefers MutatingAdmissionPolicy, and the role
     does NOT report success while no Kyverno webhook makes the policy act (its dry-run probe finds no /scratch)."""
-    kubeconfig, api, ns = nutanix_with_kyverno_api
+    kubeconfig, api, ns = map_cluster_with_kyverno_api
     custom = client.CustomObjectsApi(api)
     extra = {"remediate_namespace": ns, "remediate_scratch_mechanism": "kyverno", "remediate_scratch_wait_timeout": 4}
     first = run_role(extra, kubeconfig)

@@ -13,10 +13,13 @@ reports/, the local cluster's logs) are searched for them, raw and base64-encode
 
 As `make demo` does, the run installs the whole cluster stack from the FIXTURE charts (stand-ins for
 NVIDIA's NGC charts: GPU and NIM operators, NeMo microservices, the flywheel chart), so the keys also
-pass through helm. The upstream flywheel chart takes them only as plain values (secrets.*) and
-renders its Secrets from them: helm keeps release values in its release record, which must be a
-Secret (the default storage driver; a ConfigMap driver would expose them), and outside the chart's
-secrets.* keys no release value may hold one. The stack is uninstalled afterwards.
+pass through helm. Here the charts come from a chart repository on loopback that requires basic
+authentication (a real HTTP server, tests/sim/chart_repo.py) and stands for NGC (flywheel_ngc_hosts):
+the roles fetch them as `$oauthtoken` with the NGC key, which therefore also travels to helm; ~/.config/helm
+and ~/.cache/helm are scanned with the other files. The upstream flywheel chart takes them only as
+plain values (secrets.*) and renders its Secrets from them: helm keeps release values in its release
+record, which must be a Secret (the default storage driver; a ConfigMap driver would expose them), and
+outside the chart's secrets.* keys no release value may hold one. The stack is uninstalled afterwards.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from kubernetes import client
 from tests.integration.flywheel_sim import control
 from tests.integration.playbook_runner import ROOT, play
 from tests.integration.secret_scan import scan_cluster, scan_text
+from tests.sim import chart_repo
 from tests.sim.embedding_nim.simulator import start as start_embedding
 from tests.sim.flywheel_api.simulator import start as start_flywheel_api
 from tests.sim.hf_hub.simulator import start as start_hub
@@ -123,6 +127,7 @@ def test_demo_run_at_vvv_leaks_no_secret(vanilla, vanilla_kubeconfig, tool_env, 
     started = time.time() - 1
     secrets = {name: PREFIX[name] + pysecrets.token_hex(20) for name in SECRET_VARS}
     hub, embedding = start_hub(), start_embedding(api_key=secrets["embedding_api_key"])
+    repo = chart_repo.start(fixture_charts, username="$oauthtoken", password=secrets["ngc_api_key"])
     hub.state.tokens[secrets["hf_token"]] = "granted-user"
     hub.state.add_repo(GATED, gated="manual", granted={"granted-user"})
     creds_ns = f"hygiene-{pysecrets.token_hex(3)}"  # where an operator-style NeMo would pull with the NGC key
@@ -139,8 +144,9 @@ def test_demo_run_at_vvv_leaks_no_secret(vanilla, vanilla_kubeconfig, tool_env, 
         ),
     }
     try:
-        _demo_run_and_scan(vanilla, env, tool_env, demo_api, tmp_path, started, secrets, hub, embedding, creds_ns)
+        _demo_run_and_scan(vanilla, env, tool_env, demo_api, tmp_path, started, secrets, hub, embedding, creds_ns, repo)
     finally:
+        repo.shutdown()
         hub.shutdown()
         embedding.shutdown()
         # leave the shared cluster as found: later tests expect no releases
@@ -153,7 +159,16 @@ def test_demo_run_at_vvv_leaks_no_secret(vanilla, vanilla_kubeconfig, tool_env, 
                 raise
 
 
-def _demo_run_and_scan(vanilla, env, tool_env, demo_api, tmp_path, started, secrets, hub, embedding, creds_ns):
+# role variable prefix -> the fixture chart (name-version.tgz) it installs from the repository
+REPO_CHARTS = {
+    "gpu_operator": "gpu-operator",
+    "nim_operator": "k8s-nim-operator",
+    "nemo_platform_volcano": "volcano",
+    "flywheel": "nvidia-blueprint-data-flywheel",
+}
+
+
+def _demo_run_and_scan(vanilla, env, tool_env, demo_api, tmp_path, started, secrets, hub, embedding, creds_ns, repo):
     vars_file = tmp_path / "vault-decrypted.yml"  # the operator's input, removed before the scan
     vars_file.write_text(
         json.dumps({var: secrets[name] for name, (names, _env) in SECRET_VARS.items() for var in names})
@@ -168,6 +183,10 @@ def _demo_run_and_scan(vanilla, env, tool_env, demo_api, tmp_path, started, secr
             "preflight_hf_models": [GATED],
             "preflight_embedding_url": embedding.url + "/v1",
             "flywheel_prereqs_credential_namespaces": [creds_ns],
+            # the charts from the authenticated repository standing for NGC: no credentials given but the key
+            "flywheel_ngc_hosts": ["127.0.0.1"],
+            **{f"{prefix}_chart_ref": chart for prefix, chart in REPO_CHARTS.items()},
+            **{f"{prefix}_chart_repo_url": repo.url for prefix in REPO_CHARTS},
         },
         tmp_path / "demo.tasks",
         inventory="inventories/local",
@@ -183,6 +202,10 @@ def _demo_run_and_scan(vanilla, env, tool_env, demo_api, tmp_path, started, secr
     # the HF token read the gated repository (only it may) and the embedding key passed the simulator's check
     assert "1 of 1 repositories readable" in result.output, result.output[-3000:]
     assert embedding.stats.get("POST /v1/embeddings", 0) == 1
+    # every chart came from the repository that requires the NGC key, with it (preflight read its index too)
+    served = sorted(k.split()[1] for k, n in repo.stats.items() if k.startswith("200 ") and k.endswith(".tgz") and n)
+    assert [name.split("/")[-1].rsplit("-", 1)[0] for name in served] == sorted(REPO_CHARTS.values()), repo.stats
+    assert repo.stats["200 /index.yaml"] >= 1 and not [k for k in repo.stats if k.startswith("401")], repo.stats
     # the NGC key and HF token are in the credential Secrets flywheel_prereqs wrote (and nowhere else)
     stored = [
         base64.b64decode(v).decode()
@@ -229,6 +252,8 @@ def _demo_run_and_scan(vanilla, env, tool_env, demo_api, tmp_path, started, secr
             (Path.home() / ".ansible", started),
             (Path("/tmp"), started),  # noqa: S108 - scanning, not writing
             (clusters_dir, started),  # kube-apiserver, etcd and kwok logs of the local cluster
+            (Path.home() / ".config" / "helm", started),  # helm's repositories.yaml and registry config.json
+            (Path.home() / ".cache" / "helm", started),  # helm's repository index cache
         ],
         secrets,
         # etcd's data is where the API server keeps Secret objects themselves (the local cluster has no

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The local test cluster: a real Kubernetes control plane with kwok nodes, one per profile.
 
-    cluster.py up [--profile vanilla|openshift|pcai|nutanix] [--nim-operator-version v2.0.2|v3.1.2]
+    cluster.py up [--profile vanilla|vanilla-map|openshift|pcai|nutanix] [--nim-operator-version v2.0.2|v3.1.2]
                                                                start (or reuse) and print the kubeconfig
     cluster.py down [--profile P | --all]                      stop and delete
     cluster.py status                                          list clusters and whether they answer
@@ -14,7 +14,11 @@ modules (tests/sim/build-binaries.sh), started by kwokctl's binary runtime, plus
 which plays kubelet for the fake nodes (Pods turn Running, Job Pods Succeeded; no container really
 runs). Everything listens on 127.0.0.1 only. A profile adds the API surface of a platform
 (tests/sim/profiles/<profile>/*.yaml) and, where a platform controller's visible effect matters, a
-small emulator (tests/sim/emulators.py). See tests/sim/README.md for what is real and what is not.
+small emulator (tests/sim/emulators.py), or admission webhooks of the tests' own that the real
+kube-apiserver calls (tests/sim/admission.py). The profiles match what each platform ships:
+MutatingAdmissionPolicy is off (beta and off by default in 1.34, Tech Preview on OpenShift);
+vanilla-map is vanilla with the feature gate and API on. See tests/sim/README.md for what is real
+and what is not.
 
 Every profile serves NVIDIA's REAL CRDs from the shared upstream reference files (tests/upstream.py,
 $DFW_SHARED_DIR or <repo>/../shared): the apps.nvidia.com CRDs of one NIM Operator version (the
@@ -26,11 +30,13 @@ CRDs, Volcano, Kyverno, OLM).
 from __future__ import annotations
 
 import argparse
+import base64
 import hashlib
 import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -40,7 +46,67 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))
 from tests import upstream  # noqa: E402 - the repo root goes on the path first
 
-PROFILES = ("vanilla", "openshift", "pcai", "nutanix")
+PROFILES = ("vanilla", "vanilla-map", "openshift", "pcai", "nutanix")
+# The profile whose files (profiles/<dir>/) and platform a profile has, when not its own name.
+PROFILE_DIR = {"vanilla-map": "vanilla"}
+# MutatingAdmissionPolicy (admissionregistration.k8s.io/v1beta1) served: only where asked for.
+MAP_PROFILES = {"vanilla-map"}
+# Service networks as the platforms configure them (kubeadm's default elsewhere); the cluster DNS Service
+# lives where each platform has it, at the 10th address (profiles/<profile>/dns.yaml).
+SERVICE_CIDR = {"openshift": "172.30.0.0/16"}
+DEFAULT_SERVICE_CIDR = "10.96.0.0/12"
+# EMULATED admission webhooks (tests/sim/admission.py) each profile registers with the real API server:
+# (kind, configuration name, webhook name, path, rules, extra webhook fields)
+POD_CREATE = [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"], "resources": ["pods"]}]
+WEBHOOKS = {
+    "openshift": [
+        (
+            "ValidatingWebhookConfiguration",
+            "dfw-sim-emulated-openshift-scc-admission",
+            "scc.emulated.dfw-sim.test",
+            "/scc",
+            POD_CREATE,
+            {},
+        ),
+        (
+            "MutatingWebhookConfiguration",
+            "dfw-sim-emulated-openshift-route-host",
+            "route-host.emulated.dfw-sim.test",
+            "/route-host",
+            [
+                {
+                    "apiGroups": ["route.openshift.io"],
+                    "apiVersions": ["v1"],
+                    "operations": ["CREATE"],
+                    "resources": ["routes"],
+                }
+            ],
+            {},
+        ),
+    ],
+    "pcai": [
+        (
+            "MutatingWebhookConfiguration",
+            "dfw-sim-emulated-istio-sidecar-injector",
+            "sidecar-injector.emulated.dfw-sim.test",
+            "/istio-inject",
+            POD_CREATE,
+            {
+                "namespaceSelector": {"matchLabels": {"istio-injection": "enabled"}},
+                "objectSelector": {
+                    "matchExpressions": [{"key": "sidecar.istio.io/inject", "operator": "NotIn", "values": ["false"]}]
+                },
+                "reinvocationPolicy": "IfNeeded",
+            },
+        )
+    ],
+}
+
+
+def platform_of(profile: str) -> str:
+    return PROFILE_DIR.get(profile, profile)
+
+
 CACHE = Path(
     os.environ.get("DFW_CACHE_DIR")
     or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "dataflywheel-blueprint"
@@ -115,13 +181,20 @@ def ensure_binaries() -> None:
 
 def profile_files(profile: str) -> list[Path]:
     files = sorted((HERE / "profiles" / "base").glob("*.yaml"))
-    files += sorted((HERE / "profiles" / profile).glob("*.yaml"))
+    files += sorted((HERE / "profiles" / platform_of(profile)).glob("*.yaml"))
     return files
 
 
 def profile_digest(profile: str) -> str:
     h = hashlib.sha256()
-    for f in [*profile_files(profile), HERE / "emulators.py", HERE / "versions.env", Path(__file__)]:
+    h.update(profile.encode())
+    for f in [
+        *profile_files(profile),
+        HERE / "emulators.py",
+        HERE / "admission.py",
+        HERE / "versions.env",
+        Path(__file__),
+    ]:
         h.update(f.name.encode())
         h.update(f.read_bytes())
     return h.hexdigest()[:16]
@@ -216,10 +289,6 @@ def kwokctl_config(profile: str) -> Path:
             "kubectlBinary": str(binary("kubectl")),
             "etcdBinary": str(binary("etcd")),
             "kwokControllerBinary": str(binary("kwok")),
-            # MutatingAdmissionPolicy is beta and off by default in 1.34: serve it, as a
-            # cluster that supports the /scratch remediation would.
-            "kubeFeatureGates": "MutatingAdmissionPolicy=true",
-            "kubeRuntimeConfig": "admissionregistration.k8s.io/v1beta1=true",
             "kubeAuthorization": True,
             "kubeAdmission": True,
             "quietPull": True,
@@ -228,6 +297,14 @@ def kwokctl_config(profile: str) -> Path:
             "enableCRDs": ["PortForward", "ClusterPortForward"],
         },
     }
+    if profile in MAP_PROFILES:
+        # MutatingAdmissionPolicy is beta and off by default in 1.34: this profile turns it on.
+        config["options"]["kubeFeatureGates"] = "MutatingAdmissionPolicy=true"
+        config["options"]["kubeRuntimeConfig"] = "admissionregistration.k8s.io/v1beta1=true"
+    cidr = SERVICE_CIDR.get(platform_of(profile), DEFAULT_SERVICE_CIDR)
+    config["componentsPatches"] = [
+        {"name": "kube-apiserver", "extraArgs": [{"key": "service-cluster-ip-range", "value": cidr}]}
+    ]
     path = STATE / f"{cluster_name(profile)}.kwokctl.yaml"
     path.write_text(json.dumps(config, indent=2))
     return path
@@ -311,13 +388,13 @@ def apply_profile(profile: str) -> None:
             kubectl(profile, *args)
 
 
-# A new MutatingAdmissionPolicy is accepted at once but enforced only after the API server has
-# loaded it and the schema of the CRD it mutates; until then requests fail or pass unmutated.
-# Each probe is a server-side dry run that must come back mutated before the cluster counts as up.
+# Each probe is a server-side dry run through the profile's admission chain that must come back as
+# expected (mutated, admitted or refused) before the cluster counts as up: it proves the EMULATED
+# webhooks are registered and answering.
 ADMISSION_PROBES = {
     "openshift": [
         {
-            "what": "Route host defaulting (dfw-sim-route-host)",
+            "what": "Route host defaulting (dfw-sim-emulated-openshift-route-host)",
             "namespace": "default",
             "object": {
                 "apiVersion": "route.openshift.io/v1",
@@ -326,11 +403,33 @@ ADMISSION_PROBES = {
                 "spec": {"to": {"kind": "Service", "name": "probe"}},
             },
             "jsonpath": "{.spec.host}",
-        }
+        },
+        {
+            "what": "SCC admission admitting a restricted Pod (dfw-sim-emulated-openshift-scc-admission)",
+            "namespace": "default",
+            "object": {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {"name": "dfw-sim-probe", "namespace": "default"},
+                "spec": {"containers": [{"name": "probe", "image": "probe"}]},
+            },
+            "jsonpath": "{.metadata.name}",
+        },
+        {
+            "what": "SCC admission refusing a root Pod (dfw-sim-emulated-openshift-scc-admission)",
+            "namespace": "default",
+            "object": {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {"name": "dfw-sim-probe", "namespace": "default"},
+                "spec": {"containers": [{"name": "probe", "image": "probe", "securityContext": {"runAsUser": 0}}]},
+            },
+            "refused": "unable to validate against any security context constraint",
+        },
     ],
     "pcai": [
         {
-            "what": "Istio sidecar injection (dfw-sim-istio-sidecar-injector)",
+            "what": "Istio sidecar injection (dfw-sim-emulated-istio-sidecar-injector)",
             # kept between runs: a namespace being deleted would refuse the probe Pod
             "namespace": "dfw-sim-admission-probe",
             "namespace_labels": {"istio-injection": "enabled"},
@@ -363,18 +462,81 @@ def wait_admission_policies(profile: str, timeout: float = 90) -> None:
                 "create",
                 "--dry-run=server",
                 "-o",
-                f"jsonpath={probe['jsonpath']}",
+                f"jsonpath={probe.get('jsonpath', '{.metadata.name}')}",
                 "-f",
                 "-",
                 check=False,
                 stdin=json.dumps(probe["object"]),
             )
-            if proc.returncode == 0 and proc.stdout.strip():
+            if probe.get("refused"):
+                if proc.returncode != 0 and probe["refused"] in proc.stderr:
+                    break
+            elif proc.returncode == 0 and proc.stdout.strip():
                 break
             if time.monotonic() > deadline:
-                last = (proc.stderr or "the object was admitted without the mutation").strip()
+                last = (proc.stderr or proc.stdout or "the object came back unchanged").strip()
                 raise SystemExit(f"[cluster] {probe['what']} did not take effect in {timeout:.0f}s: {last}")
             time.sleep(1)
+
+
+def admission_dir(profile: str) -> Path:
+    return STATE / f"{cluster_name(profile)}.admission"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def register_webhooks(profile: str, port: int, timeout: float = 30) -> None:
+    """Apply the profile's EMULATED webhook configurations once the emulator's server answers."""
+    hooks = WEBHOOKS.get(profile, [])
+    if not hooks:
+        return
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            if time.monotonic() > deadline:
+                logfile = STATE / f"{cluster_name(profile)}.emulators.log"
+                raise SystemExit(
+                    f"[cluster] the emulated admission webhooks did not listen on {port}; see {logfile}"
+                ) from None
+            time.sleep(0.2)
+    ca = base64.b64encode((admission_dir(profile) / "ca.crt").read_bytes()).decode()
+    for kind, config_name, hook_name, path, rules, extra in hooks:
+        hook = {
+            "name": hook_name,
+            "clientConfig": {"url": f"https://127.0.0.1:{port}{path}", "caBundle": ca},
+            "rules": rules,
+            "admissionReviewVersions": ["v1"],
+            "sideEffects": "None",
+            "failurePolicy": "Fail",
+            "timeoutSeconds": 10,
+            **extra,
+        }
+        body = {
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": kind,
+            "metadata": {
+                "name": config_name,
+                "annotations": {"dfw-sim/emulation": "EMULATED platform admission (tests/sim/admission.py)"},
+            },
+            "webhooks": [hook],
+        }
+        kubectl(
+            profile,
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "--field-manager=dfw-sim-admission",
+            "-f",
+            "-",
+            stdin=json.dumps(body),
+        )
 
 
 # What kwokctl's binary runtime starts; each writes <cluster>/pids/<name>.pid and runs <cluster>/bin/<name>.
@@ -456,22 +618,24 @@ def pid_alive(pidfile: Path) -> bool:
     return True
 
 
-def start_emulators(profile: str) -> None:
+def start_emulators(profile: str, port: int | None) -> None:
     pidfile = emulator_pidfile(profile)
     if pid_alive(pidfile):
         return
     logfile = STATE / f"{cluster_name(profile)}.emulators.log"
+    admission = ["--admission-port", str(port), "--admission-dir", str(admission_dir(profile))] if port else []
     with open(logfile, "ab") as out:
         proc = subprocess.Popen(  # noqa: S603 - our own script with our own arguments
             [
                 sys.executable,
                 str(HERE / "emulators.py"),
                 "--profile",
-                profile,
+                platform_of(profile),
                 "--nim-operator-version",
                 json.loads(marker(profile).read_text()).get("nim_operator_version", upstream.NIM_OPERATOR_DEFAULT),
                 "--kubeconfig",
                 str(kubeconfig_path(profile)),
+                *admission,
             ],
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -541,6 +705,14 @@ def up(profile: str, nim_version: str | None = None) -> None:
         create(profile)
         apply_profile(profile)
         state = {"profile": profile, "digest": digest}
+        if profile in WEBHOOKS:
+            state["admission_port"] = free_port()
+            try:  # run as a script (tests/sim on sys.path) or imported as tests.sim.cluster
+                from admission import make_certificates  # noqa: PLC0415
+            except ImportError:
+                from tests.sim.admission import make_certificates  # noqa: PLC0415
+
+            make_certificates(admission_dir(profile))
         marker(profile).write_text(json.dumps(state))
     ensure_control_plane(profile)
     crds = upstream_digest(version)
@@ -548,8 +720,9 @@ def up(profile: str, nim_version: str | None = None) -> None:
         apply_upstream_crds(profile, version)
         state.update(nim_operator_version=version, upstream_crds=crds)
         marker(profile).write_text(json.dumps(state))
+    start_emulators(profile, state.get("admission_port"))
+    register_webhooks(profile, state.get("admission_port"))
     wait_admission_policies(profile)
-    start_emulators(profile)
     wait_nodes(profile)
     log(f"cluster {name} is ready (profile {profile})")
     print(kubeconfig_path(profile))
@@ -561,6 +734,7 @@ def delete(profile: str) -> None:
     if binary("kwokctl").exists():
         run([str(binary("kwokctl")), "delete", "cluster", "--name", name], check=False, env=kwok_env())
     shutil.rmtree(STATE / "kwok" / "clusters" / name, ignore_errors=True)
+    shutil.rmtree(admission_dir(profile), ignore_errors=True)
     for p in (marker(profile), kubeconfig_path(profile), STATE / f"{name}.kwokctl.yaml"):
         p.unlink(missing_ok=True)
 

@@ -11,6 +11,9 @@ Only the visible effect the collection depends on is reproduced, against the rea
   allocate a unique 10000-wide UID block and write the `openshift.io/sa.scc.uid-range`,
   `openshift.io/sa.scc.supplemental-groups` and `openshift.io/sa.scc.mcs` annotations.
 
+* admission (openshift, pcai): the EMULATED admission webhooks of tests/sim/admission.py (SCC
+  admission, Route hosts, Istio sidecar injection), registered with the real API server by cluster.py.
+
 Run by tests/sim/cluster.py; logs to the cluster state directory.
 """
 
@@ -408,6 +411,8 @@ def main() -> None:
     parser.add_argument("--profile", required=True, choices=sorted(LOOPS))
     parser.add_argument("--kubeconfig", required=True)
     parser.add_argument("--nim-operator-version", default=upstream.NIM_OPERATOR_DEFAULT)
+    parser.add_argument("--admission-port", type=int, help="serve the emulated admission webhooks on this port")
+    parser.add_argument("--admission-dir", type=Path, help="their certificate directory (tls.crt, tls.key)")
     args = parser.parse_args()
     global NIM_OPERATOR_VERSION  # noqa: PLW0603 - set once at start-up, read by the OLM loop
     NIM_OPERATOR_VERSION = args.nim_operator_version
@@ -415,6 +420,14 @@ def main() -> None:
     signal.signal(signal.SIGTERM, lambda *_: STOP.set())
     api = config.new_client_from_config(config_file=args.kubeconfig)
     threads = [threading.Thread(target=forever, args=(fn.__name__, fn, api), daemon=True) for fn in LOOPS[args.profile]]
+    if args.admission_port:
+        import admission  # noqa: PLC0415 - tests/sim, next to this script
+
+        threads.append(
+            threading.Thread(
+                target=admission.serve, args=(api, args.admission_port, args.admission_dir, STOP), daemon=True
+            )
+        )
     for t in threads:
         t.start()
     LOG.info(

@@ -43,11 +43,15 @@ def test_versions_are_pinned(cluster):
     assert cluster.binary("etcd").parts[-2] == f"etcd-{v['ETCD_VERSION']}"
 
 
-def test_kwokctl_config_binds_loopback_and_serves_map(cluster):
+def test_kwokctl_config_binds_loopback_and_serves_map_only_on_vanilla_map(cluster):
     cfg = json.loads(cluster.kwokctl_config("vanilla").read_text())["options"]
     assert cfg["bindAddress"] == "127.0.0.1"
-    assert "MutatingAdmissionPolicy=true" in cfg["kubeFeatureGates"]
-    assert cfg["kubeRuntimeConfig"] == "admissionregistration.k8s.io/v1beta1=true"
+    # Kubernetes 1.34 as shipped: the MutatingAdmissionPolicy gate and its beta API are off
+    assert "MutatingAdmissionPolicy" not in cfg.get("kubeFeatureGates", "")
+    assert "admissionregistration" not in cfg.get("kubeRuntimeConfig", "")
+    on = json.loads(cluster.kwokctl_config("vanilla-map").read_text())["options"]
+    assert "MutatingAdmissionPolicy=true" in on["kubeFeatureGates"]
+    assert on["kubeRuntimeConfig"] == "admissionregistration.k8s.io/v1beta1=true"
     assert cfg["kubeAuthorization"] is True and cfg["kubeAdmission"] is True
     # every binary comes from our cache, nothing is downloaded
     for key in (
@@ -61,11 +65,19 @@ def test_kwokctl_config_binds_loopback_and_serves_map(cluster):
         assert cfg[key].startswith(str(cluster.CACHE)), key
 
 
-@pytest.mark.parametrize("profile", ["vanilla", "openshift", "pcai", "nutanix"])
+@pytest.mark.parametrize("profile", ["vanilla", "vanilla-map", "openshift", "pcai", "nutanix"])
 def test_profile_files_apply_base_first(cluster, profile):
     files = cluster.profile_files(profile)
     assert files[0].parent.name == "base"
-    assert {f.parent.name for f in files} <= {"base", profile}
+    assert {f.parent.name for f in files} <= {"base", profile.removesuffix("-map")}
+
+
+def test_service_network_and_dns_address_per_platform(cluster):
+    patches = {
+        p: json.loads(cluster.kwokctl_config(p).read_text())["componentsPatches"][0]["extraArgs"][0]["value"]
+        for p in ("vanilla", "openshift")
+    }
+    assert patches == {"vanilla": "10.96.0.0/12", "openshift": "172.30.0.0/16"}
 
 
 def test_profile_digest_follows_the_profile(cluster, monkeypatch, tmp_path):
@@ -113,20 +125,30 @@ def test_uid_range_left_alone_when_present_or_terminating():
     assert core.patches == []
 
 
-def test_admission_probe_retries_until_the_policy_mutates(cluster, monkeypatch):
-    answers = iter(["", "", "r-default.apps.example"])  # the first dry runs come back unmutated
+def test_admission_probe_retries_until_the_webhooks_answer(cluster, monkeypatch):
+    # the Route comes back unmutated twice, then with a host; the plain Pod is admitted; the root Pod
+    # is admitted once (webhook not called yet), then refused by the emulated SCC admission
+    routes = iter(["", "", "r-default.apps.example"])
+    refusals = iter([(0, ""), (1, "unable to validate against any security context constraint: [...]")])
     calls = []
 
     def fake_kubectl(profile, *args, check=True, stdin=None):
         calls.append(args)
-        out = next(answers) if args[0] == "create" else ""
-        return SimpleNamespace(returncode=0, stdout=out, stderr="")
+        if args[0] != "create":
+            return SimpleNamespace(returncode=0, stdout="", stderr="")
+        obj = json.loads(stdin)
+        if obj["kind"] == "Route":
+            return SimpleNamespace(returncode=0, stdout=next(routes), stderr="")
+        if "securityContext" not in json.dumps(obj):
+            return SimpleNamespace(returncode=0, stdout="dfw-sim-probe", stderr="")
+        code, err = next(refusals)
+        return SimpleNamespace(returncode=code, stdout="" if code else "dfw-sim-probe", stderr=err)
 
     monkeypatch.setattr(cluster, "kubectl", fake_kubectl)
     monkeypatch.setattr(cluster.time, "sleep", lambda s: None)
     cluster.wait_admission_policies("openshift", timeout=30)
     dry_runs = [c for c in calls if c[0] == "create"]
-    assert len(dry_runs) == 3 and "--dry-run=server" in dry_runs[0]
+    assert len(dry_runs) == 6 and all("--dry-run=server" in c for c in dry_runs)
 
 
 def test_admission_probe_times_out_naming_the_policy(cluster, monkeypatch):
