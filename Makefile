@@ -110,9 +110,13 @@ sanity: venv ## ansible-test sanity on a copy of the collection in an ansible_co
 unit: venv ## pytest: unit tests (no cluster)
 	$(BIN)/pytest tests/unit -q
 
+# Integration tests run in TEST_WORKERS pytest-xdist workers (0: one process), each with its own local
+# clusters; a test file stays on one worker (tests/integration/conftest.py says how files are grouped).
+TEST_WORKERS ?= 2
+XDIST := $(if $(filter-out 0 1,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadscope)
 .PHONY: integration
-integration: venv binaries search-engine gpu-host-deps ## pytest: tests against the local cluster and simulators
-	$(BIN)/pytest tests/integration -q -m "not wip"
+integration: venv binaries search-engine gpu-host-deps ## pytest: tests against the local cluster and simulators (TEST_WORKERS=2)
+	$(BIN)/pytest tests/integration -q -m "not wip" $(XDIST) --durations=20
 
 .PHONY: test-wip
 test-wip: venv binaries search-engine gpu-host-deps ## tests of open issues not yet proven green (marker wip); not part of make test

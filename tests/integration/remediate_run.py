@@ -2,31 +2,18 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import tempfile
 import uuid
 from pathlib import Path
 
 from kubernetes import client, config
 
-ROOT = Path(__file__).resolve().parents[2]
-# kubernetes.core caches API discovery in $TMPDIR/k8srcp-<hash of the server URL>.json and keeps using it
-# while the kinds it looks up are found. Local clusters are recreated on reused loopback ports (and /tmp
-# is shared with other checkouts), so one test session gets its own cache directory.
-DISCOVERY_TMP = tempfile.mkdtemp(prefix="dfw-remediate-discovery-")
+from tests.harness import ROOT, run_playbook
 
 
 class RoleRun:
     def __init__(self, proc):
         self.proc = proc
-        try:
-            self.out = json.loads(proc.stdout)
-        except ValueError as err:
-            raise AssertionError(
-                f"no JSON from ansible-playbook:\n{proc.stdout[-3000:]}\n{proc.stderr[-2000:]}"
-            ) from err
+        self.out = proc.json
         self.stats = self.out["stats"]["localhost"]
         self.tasks = [
             (t["task"]["name"], t["hosts"].get("localhost", {})) for p in self.out["plays"] for t in p["tasks"]
@@ -59,13 +46,7 @@ class RoleRun:
 
 
 def run_role(extra, kubeconfig=None, tasks_from=None, tmp_path=None):
-    env = dict(
-        os.environ,
-        ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
-        ANSIBLE_STDOUT_CALLBACK="json",
-        ANSIBLE_LOAD_CALLBACK_PLUGINS="1",
-        TMPDIR=DISCOVERY_TMP,
-    )
+    env = {}
     extra = dict(extra)
     if kubeconfig:
         env["K8S_AUTH_KUBECONFIG"] = kubeconfig
@@ -79,15 +60,7 @@ def run_role(extra, kubeconfig=None, tasks_from=None, tmp_path=None):
             f"        tasks_from: {tasks_from}\n"
         )
         playbook = str(path)
-    proc = subprocess.run(
-        [str(ROOT / ".venv/bin/ansible-playbook"), playbook, "-e", json.dumps(extra)],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        check=False,
-    )
-    return RoleRun(proc)
+    return RoleRun(run_playbook(playbook, extra, env=env, json_output=True))
 
 
 def fresh_namespace(kubeconfig, prefix):

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -19,7 +17,7 @@ import yaml
 from kubernetes import client, utils
 from kubernetes.client.rest import ApiException
 
-from tests.integration.flywheel_sim import ansible_env
+from tests.harness import run_playbook
 from tests.integration.nemo_sim import call, register_model, stats
 from tests.sim.nemo_platform.simulator import start as start_nemo
 
@@ -152,15 +150,7 @@ def promote(tmp_path, kubeconfig, namespace, nemo):
         "flywheel_promote_wait_sleep": 1,
         "flywheel_promote_wait_timeout": 60,
     }
-    cmd = [
-        str(Path(sys.executable).parent / "ansible-playbook"),
-        "-i",
-        str(inv),
-        str(ROOT / "playbooks" / "flywheel_promote.yml"),
-        "-e",
-        json.dumps(variables),
-    ]
-    return subprocess.run(cmd, capture_output=True, text=True, env=ansible_env(), cwd=ROOT, check=False)
+    return run_playbook(ROOT / "playbooks" / "flywheel_promote.yml", variables, inventory=inv)
 
 
 def recap(proc) -> dict:

@@ -2,34 +2,22 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 from kubernetes import client
 
+from tests.harness import run_playbook
+
 pytestmark = pytest.mark.cluster
-ROOT = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
 
 
 def preflight(kubeconfig: str, extra: dict, *args: str, inventory: str | None = "inventories/local"):
-    env = dict(
-        os.environ,
-        ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
-        ANSIBLE_LOCALHOST_WARNING="false",
-        ANSIBLE_INVENTORY_UNPARSED_WARNING="false",
-        KUBECONFIG=kubeconfig,
-        K8S_AUTH_KUBECONFIG=kubeconfig,
-        PROFILE="vanilla",
+    return run_playbook(
+        "playbooks/preflight.yml",
+        extra,
+        inventory=inventory,
+        args=args,
+        env={"KUBECONFIG": kubeconfig, "K8S_AUTH_KUBECONFIG": kubeconfig, "PROFILE": "vanilla"},
     )
-    cmd = [str(BIN / "ansible-playbook"), "playbooks/preflight.yml", "-e", json.dumps(extra), *args]
-    if inventory:
-        cmd[2:2] = ["-i", inventory]
-    return subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT, check=False)
 
 
 def test_preflight_passes_reports_and_changes_nothing(vanilla_kubeconfig, vanilla):

@@ -9,14 +9,13 @@ default makes `required` meaningless). Roles and entry points are discovered, no
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+
+from tests import harness
 
 ROOT = Path(__file__).resolve().parents[2]
 ROLES = sorted(p.name for p in (ROOT / "roles").iterdir() if (p / "meta" / "argument_specs.yml").is_file())
@@ -76,23 +75,7 @@ def test_role_defaults_pass_their_own_argument_spec(role):
 
 def test_ansible_doc_shows_the_role_defaults():
     """One ansible-doc call over every role: what a user reads is the defaults/main.yml value."""
-    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"))
-    proc = subprocess.run(
-        [
-            str(Path(sys.executable).parent / "ansible-doc"),
-            "-t",
-            "role",
-            "--json",
-            *(f"dataflywheel.blueprint.{r}" for r in ROLES),
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr
-    docs = json.loads(proc.stdout)
+    docs = harness.ansible_doc(*(f"dataflywheel.blueprint.{r}" for r in ROLES), plugin_type="role")
     assert sorted(docs) == [f"dataflywheel.blueprint.{r}" for r in ROLES]
     wrong = []
     for role in ROLES:
