@@ -11,11 +11,9 @@ Parallel runs (pytest-xdist): see tests/conftest.py.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import subprocess
 import sys
-import tempfile
 import uuid
 from pathlib import Path
 
@@ -45,13 +43,9 @@ def kubeconfig_for(profile: str) -> str:
                 f"this test needs the {profile} API surface"
             )
         return external
-    # one cluster start at a time on this machine from the tests: kwokctl picks the clusters' loopback
-    # ports by probing, and two starts at once (two pytest-xdist workers) can pick the same one
-    with open(Path(tempfile.gettempdir()) / "dfw-cluster-up.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        status = _launcher("status")
-        already = any(line.startswith(f"dfw-{profile}\tanswering") for line in status.splitlines())
-        path = _launcher("up", "--profile", profile).splitlines()[-1]
+    status = _launcher("status")
+    already = any(line.startswith(f"dfw-{profile}\tanswering") for line in status.splitlines())
+    path = _launcher("up", "--profile", profile).splitlines()[-1]
     if not already and profile not in _started:
         _started.append(profile)
     return path
