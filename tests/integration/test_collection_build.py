@@ -15,6 +15,8 @@ from pathlib import Path, PurePosixPath
 import pytest
 import yaml
 
+from tests import harness
+
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 META = yaml.safe_load((ROOT / "galaxy.yml").read_text())
@@ -78,15 +80,14 @@ def test_build_and_install(built):
 
     # the installed collection's playbooks resolve by FQCN, from a directory that is not a clone
     (tmp / "inventory.yml").write_text("all:\n  children:\n    flywheel_clusters:\n      hosts:\n        c1: {}\n")
-    listed = subprocess.run(
-        [str(BIN / "ansible-playbook"), "-i", str(tmp / "inventory.yml"), f"{FQCN}.site", "--list-tasks"],
-        capture_output=True,
-        text=True,
-        env=env,
+    listed = harness.run_playbook(
+        f"{FQCN}.site",
+        inventory=tmp / "inventory.yml",
+        args=["--list-tasks"],
+        env={"ANSIBLE_CONFIG": env["ANSIBLE_CONFIG"], "ANSIBLE_COLLECTIONS_PATH": env["ANSIBLE_COLLECTIONS_PATH"]},
         cwd=tmp,
-        check=False,
     )
-    assert listed.returncode == 0, listed.stdout + listed.stderr
+    assert listed.returncode == 0, listed.tail()
     for play in ("Preflight", "Install the flywheel stack", "Run flywheel jobs"):
         assert play in listed.stdout, f"{FQCN}.site --list-tasks lacks the play {play!r}"
 

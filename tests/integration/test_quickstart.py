@@ -107,7 +107,9 @@ def test_readme_quickstart_on_a_fresh_clone(vanilla_kubeconfig, vanilla, tool_en
         text = outputs[-1]
         recap = re.findall(r"^(\S+)\s*:\s*ok=\d+\s+changed=\d+\s+unreachable=(\d+)\s+failed=(\d+)", text, re.M)
         assert recap and all(u == "0" and f == "0" for _host, u, f in recap), text
-        # the collection came from the clone: nothing was installed for the run but the README's tarball
+        # the README's tarball went into the user's collections; the run used the clone's own code
+        installed = home / ".ansible" / "collections" / "ansible_collections" / "dataflywheel" / "blueprint"
+        assert (installed / "MANIFEST.json").is_file(), "the README's install commands installed nothing"
         assert not (clone / ".collections").exists()
         assert not list(BIN.parent.glob("lib/python*/site-packages/ansible_collections/dataflywheel"))
         # what the stages did, read back from the cluster and the report

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import functools
+import os
 import re
 from pathlib import Path
 
@@ -113,8 +114,9 @@ def test_docs_name_existing_files_and_variables(doc):
 
 
 def test_compatibility_versions_are_the_defaults():
-    """A version docs/compatibility.md names next to a role variable or a tests/sim/versions.env key is
-    that variable's default or that key's value."""
+    """docs/compatibility.md writes a role default as `variable: value` and a pinned test version as
+    `KEY=value` (tests/sim/versions.env); each must be what the code says. A cell that calls a value
+    "supported" (another version that also works) is not a default and is not compared."""
     defaults = {}
     for path in (ROOT / "roles").glob("*/defaults/main.yml"):
         defaults.update(yaml.safe_load(path.read_text()) or {})
@@ -125,18 +127,20 @@ def test_compatibility_versions_are_the_defaults():
     )
     checked, wrong = 0, []
     for line in (ROOT / "docs" / "compatibility.md").read_text().splitlines():
-        cells = [c.strip() for c in line.strip().strip("|").split("|")] if line.startswith("|") else []
-        if len(cells) < 3:
-            continue
-        for name in re.findall(r"`([A-Za-z0-9_]+)`", cells[2]):
-            value = defaults.get(name, pins.get(name))
-            if value is None:
+        for cell in line.split("|"):
+            if "supported" in cell:
                 continue
-            checked += 1
-            if str(value) not in cells[1]:
-                wrong.append(f"{cells[0]}: the doc says {cells[1]!r}, {name} is {value!r}")
+            for name, value in re.findall(r"`([a-z][a-z0-9_]+): ([^`]+)`", cell):
+                if name in defaults:
+                    checked += 1
+                    if str(defaults[name]) != value.strip().strip("\"'"):
+                        wrong.append(f"`{name}: {value}`: the default is {defaults[name]!r}")
+            for name, value in re.findall(r"`([A-Z][A-Z0-9_]+)=([^`]+)`", cell):
+                checked += 1
+                if pins.get(name) != value:
+                    wrong.append(f"`{name}={value}`: tests/sim/versions.env says {pins.get(name)!r}")
     assert checked >= 5, "docs/compatibility.md names no version variable"
-    assert not wrong, "\n".join(wrong)
+    assert not wrong, "docs/compatibility.md:\n" + "\n".join(wrong)
 
 
 def test_readme_links_every_role_and_stays_short():
@@ -144,3 +148,40 @@ def test_readme_links_every_role_and_stays_short():
     for role in sorted(p.name for p in (ROOT / "roles").iterdir() if (p / "README.md").is_file()):
         assert f"(roles/{role}/README.md)" in readme, f"README.md does not link roles/{role}/README.md"
     assert len(readme.splitlines()) <= 150, "README.md is longer than 150 lines: move details to docs/"
+
+
+@functools.cache
+def repo_documents() -> set[str]:
+    """Names of the Markdown files of the repository (not of the venv or caches)."""
+    names: set[str] = set()
+    for _folder, dirs, files in os.walk(ROOT):
+        dirs[:] = [
+            d for d in dirs if d not in {".git", ".venv", ".cache", "collections", ".collections", "node_modules"}
+        ]
+        names.update(f for f in files if f.endswith(".md"))
+    return names
+
+
+@functools.cache
+def written_documents() -> set[str]:
+    """Markdown files the roles and plugins write (reports), which a README may name."""
+    names: set[str] = set()
+    for pattern in ("roles/**/*.yml", "roles/**/*.j2", "plugins/**/*.py"):
+        for path in ROOT.glob(pattern):
+            names.update(re.findall(r"[\w.-]+\.md\b", path.read_text()))
+    return names
+
+
+HISTORY = re.compile(r"\b(issue|session) #?\d+|\bplanned\b|\bseeds/|\breference/|\.\./shared\b", re.I)
+
+
+@pytest.mark.parametrize("doc", LINKED_DOCS, ids=rel)
+def test_user_docs_describe_the_product_as_it_is(doc):
+    """No development history, no stale "planned", no document that is not in the repository."""
+    text = doc.read_text()
+    in_repo = repo_documents() | written_documents()
+    wrong = [f"{m.group(0)!r}" for m in HISTORY.finditer(text)]
+    wrong += [
+        f"{name!r}: no such document in the repository" for name in set(re.findall(r"[\w.-]+\.md\b", text)) - in_repo
+    ]
+    assert not wrong, f"{rel(doc)}:\n" + "\n".join(wrong)
