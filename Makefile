@@ -112,9 +112,13 @@ sanity: venv ## ansible-test sanity on a copy of the collection in an ansible_co
 unit: venv ## pytest: unit tests (no cluster)
 	$(BIN)/pytest tests/unit -q
 
+# Integration tests run in TEST_WORKERS pytest-xdist workers (0: one process), each with its own local
+# clusters; a test file stays on one worker (tests/conftest.py says how files are grouped).
+TEST_WORKERS ?= 2
+XDIST := $(if $(filter-out 0 1,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadscope)
 .PHONY: integration
-integration: venv binaries search-engine gpu-host-deps ## pytest: tests against the local cluster and simulators
-	$(BIN)/pytest tests/integration -q -m "not wip"
+integration: venv binaries search-engine gpu-host-deps ## pytest: tests against the local cluster and simulators (TEST_WORKERS=2)
+	$(BIN)/pytest tests/integration -q -m "not wip" $(XDIST) --durations=20
 
 .PHONY: test-wip
 test-wip: venv binaries search-engine gpu-host-deps ## tests of open issues not yet proven green (marker wip); not part of make test
@@ -136,8 +140,24 @@ gpu-host-deps: ## Debian packages the GPU host tests use: debootstrap, container
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends debootstrap containerd zstd; }
 
 .PHONY: test
-test: venv binaries lint sanity unit integration molecule molecule-gpu-host ## everything CI runs
-	@echo "make test: all passed"
+test: venv binaries search-engine gpu-host-deps ## everything CI runs: static checks, integration, molecule side by side
+	@started=$$(date +%s); \
+	$(MAKE) --no-print-directory -j$(TEST_JOBS) --output-sync=target test-static integration test-molecule; \
+	rc=$$?; took=$$(( $$(date +%s) - started )); \
+	if [ $$rc -eq 0 ]; then echo "make test: all passed in $$((took / 60)) min $$((took % 60)) s"; \
+	else echo "make test: FAILED after $$((took / 60)) min $$((took % 60)) s (the failing part's output is above)"; exit $$rc; fi
+
+# The three parts of make test run side by side (TEST_JOBS=1: one after the other); each part's output is
+# printed as one block when it ends. Most of the integration tests' time is spent waiting on the API
+# server, the simulators and helm, which the static checks and molecule fill.
+TEST_JOBS ?= 3
+.PHONY: test-static
+test-static: venv ## lint, ansible-test sanity, unit tests (one after the other)
+	$(MAKE) --no-print-directory lint && $(MAKE) --no-print-directory sanity && $(MAKE) --no-print-directory unit
+
+.PHONY: test-molecule
+test-molecule: venv binaries gpu-host-deps ## molecule default, then gpu_host
+	$(MAKE) --no-print-directory molecule && $(MAKE) --no-print-directory molecule-gpu-host
 
 .PHONY: bench
 bench: venv search-engine ## benchmarks (not tests): API requests spent waiting for flywheel jobs

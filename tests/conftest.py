@@ -14,7 +14,9 @@ module calls, their CPU seconds), so a new test's cost shows up in every run.
 
 from __future__ import annotations
 
+import functools
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -22,10 +24,66 @@ import pytest
 from tests import harness
 
 
+# ---------------------------------------------------------------- parallel runs (pytest-xdist)
+#
+# `make integration` runs the tests in two pytest-xdist workers (TEST_WORKERS). Each worker has its own
+# local clusters, so tests that snapshot cluster-wide state, pause the API server or install cluster-wide
+# releases never share a cluster with another worker's tests. The unit of work is a test file (its
+# module-scoped scene is built once); the files that use the openshift, pcai or nutanix clusters form one
+# unit ("profiles") and those that use the search engine another ("search-engine"), so each of those is
+# started by one worker only. Units start heaviest first (WEIGHTS) so that the workers finish together.
+
+# Seconds a unit took on its own (2 cores); only the order matters. A file not listed counts as DEFAULT_WEIGHT.
+WEIGHTS = {
+    "profiles": 600,
+    "search-engine": 500,
+    "tests/integration/test_interruption.py": 480,
+    "tests/integration/test_cluster_stack.py": 420,
+    "tests/integration/test_faults.py": 420,
+    "tests/integration/test_awx_rbac.py": 300,
+    "tests/integration/test_flywheel_promote_role.py": 240,
+    "tests/integration/test_bad_inputs.py": 150,
+    "tests/integration/test_tls_private_ca.py": 150,
+    "tests/integration/test_flywheel_run_role.py": 150,
+}
+DEFAULT_WEIGHT = 30
+_PROFILE_NAME = re.compile(r"""["'](openshift|pcai|nutanix)["']""")
+_OPENSHIFT_FIXTURE = re.compile(r"def test_\w+\([^)]*\bopenshift\b")
+
+
+@functools.lru_cache(maxsize=None)
+def work_unit(test_file: str) -> str:
+    """The unit of work of a test file (its path relative to the repository)."""
+    source = (harness.ROOT / test_file).read_text()
+    if "search_engine" in source:
+        return "search-engine"
+    uses_profiles = "kubeconfig_for" in source and _PROFILE_NAME.search(source)
+    if uses_profiles or _OPENSHIFT_FIXTURE.search(source):
+        return "profiles"
+    return test_file
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    from xdist.scheduler import LoadScopeScheduling  # noqa: PLC0415 - only with pytest-xdist
+
+    class ByWorkUnit(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return work_unit(nodeid.split("::", 1)[0])
+
+    config.option.loadscopereorder = False  # keep the order of pytest_collection_modifyitems
+    return ByWorkUnit(config, log)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Under pytest-xdist, heavy units first (a stable sort: a file's tests keep their order)."""
+    if hasattr(config, "workerinput"):
+        items.sort(key=lambda item: -WEIGHTS.get(work_unit(item.nodeid.split("::", 1)[0]), DEFAULT_WEIGHT))
+
+
 def pytest_configure(config):
-    """Under pytest-xdist each worker has its own local clusters (DFW_CLUSTERS_DIR=<dir>-gw0, ...): tests that
-    snapshot cluster-wide state, pause the API server or install cluster-wide releases never share a cluster
-    with another worker's tests. Set here, before any test module imports tests/sim/cluster.py."""
+    """A pytest-xdist worker's own local clusters: DFW_CLUSTERS_DIR=<dir>-gw0, ... Set here, before any test
+    module imports tests/sim/cluster.py."""
     worker = os.environ.get("PYTEST_XDIST_WORKER")
     if worker and not os.environ.get("TEST_KUBECONFIG"):
         cache = os.environ.get("DFW_CACHE_DIR") or Path(

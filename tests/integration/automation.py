@@ -19,6 +19,8 @@ import ansible_runner
 import yaml
 from kubernetes import client
 
+from tests.harness import ansible_settings
+
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 RBAC = ROOT / "rbac"
@@ -170,12 +172,7 @@ def run(
     """One playbook through ansible-runner with the project as AWX checks it out (the repository)."""
     private = workdir / f"runner-{uuid.uuid4().hex[:6]}"
     private.mkdir(parents=True)
-    envvars = {
-        "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
-        "ANSIBLE_LOCALHOST_WARNING": "false",
-        "ANSIBLE_INVENTORY_UNPARSED_WARNING": "false",
-        **envvars,
-    }
+    envvars = {**ansible_settings(), **envvars}
     return ansible_runner.run(
         private_data_dir=str(private),
         project_dir=str(ROOT),

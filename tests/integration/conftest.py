@@ -6,22 +6,14 @@ tests run against that cluster instead (kind, OpenShift, ...); TEST_PROFILE name
 (default vanilla), and tests written for another platform's API surface are skipped with that
 reason.
 
-Parallel runs (`make integration`, pytest-xdist `-n 2 --dist loadgroup`): each worker has its own
-clusters (tests/conftest.py), and each test file is one unit of work, so a module-scoped scene is
-built once. Files that use the openshift, pcai or nutanix clusters share one unit ("profiles"), and
-files that use the search engine share another ("search-engine"), so those are started by one worker
-only. Units start heaviest first (WEIGHTS) so that both workers finish at about the same time.
+Parallel runs (pytest-xdist): see tests/conftest.py.
 """
 
 from __future__ import annotations
 
-import fcntl
-import functools
 import os
-import re
 import subprocess
 import sys
-import tempfile
 import uuid
 from pathlib import Path
 
@@ -53,13 +45,9 @@ def kubeconfig_for(profile: str) -> str:
                 f"this test needs the {profile} API surface"
             )
         return external
-    # one cluster start at a time on this machine from the tests: kwokctl picks the clusters' loopback
-    # ports by probing, and two starts at once (two pytest-xdist workers) can pick the same one
-    with open(Path(tempfile.gettempdir()) / "dfw-cluster-up.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        status = _launcher("status")
-        already = any(line.startswith(f"dfw-{profile}\tanswering") for line in status.splitlines())
-        path = _launcher("up", "--profile", profile).splitlines()[-1]
+    status = _launcher("status")
+    already = any(line.startswith(f"dfw-{profile}\tanswering") for line in status.splitlines())
+    path = _launcher("up", "--profile", profile).splitlines()[-1]
     if not already and profile not in _started:
         _started.append(profile)
     return path
@@ -145,49 +133,6 @@ def search_engine(tmp_path_factory):
     engine.start()
     yield engine
     engine.stop()
-
-
-# ---------------------------------------------------------------- parallel runs (pytest-xdist)
-
-# Seconds one file took on its own (2 cores, quiet machine, tests/harness.py in place); only the ORDER
-# matters: heavy units start first. A file not listed counts as DEFAULT_WEIGHT.
-WEIGHTS = {
-    "profiles": 600,
-    "search-engine": 500,
-    "tests/integration/test_interruption.py": 480,
-    "tests/integration/test_cluster_stack.py": 420,
-    "tests/integration/test_faults.py": 420,
-    "tests/integration/test_awx_rbac.py": 300,
-    "tests/integration/test_flywheel_promote_role.py": 240,
-    "tests/integration/test_bad_inputs.py": 150,
-    "tests/integration/test_tls_private_ca.py": 150,
-    "tests/integration/test_flywheel_run_role.py": 150,
-}
-DEFAULT_WEIGHT = 30
-_PROFILE_NAME = re.compile(r"""["'](openshift|pcai|nutanix)["']""")
-
-
-@functools.lru_cache(maxsize=None)
-def _unit_of_file(path: Path, fixtures: frozenset) -> str:
-    source = path.read_text()
-    if "search_engine" in fixtures or "search_engine" in source:
-        return "search-engine"
-    if "openshift" in fixtures or ("kubeconfig_for" in source and _PROFILE_NAME.search(source)):
-        return "profiles"
-    return str(path.relative_to(ROOT))
-
-
-def pytest_collection_modifyitems(config, items):
-    if not config.pluginmanager.hasplugin("xdist") or not hasattr(config, "workerinput"):
-        return
-    by_file: dict[Path, set] = {}
-    for item in items:
-        by_file.setdefault(item.path, set()).update(item.fixturenames)
-    units = {path: _unit_of_file(path, frozenset(names)) for path, names in by_file.items()}
-    for item in items:
-        item.add_marker(pytest.mark.xdist_group(units[item.path]))
-    # stable sort: the files of a unit stay together and in collection order, heavy units first
-    items.sort(key=lambda item: -WEIGHTS.get(units[item.path], DEFAULT_WEIGHT))
 
 
 @pytest.fixture(scope="session")

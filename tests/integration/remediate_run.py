@@ -2,31 +2,18 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import tempfile
 import uuid
 from pathlib import Path
 
 from kubernetes import client, config
 
-ROOT = Path(__file__).resolve().parents[2]
-# kubernetes.core caches API discovery in $TMPDIR/k8srcp-<hash of the server URL>.json and keeps using it
-# while the kinds it looks up are found. Local clusters are recreated on reused loopback ports (and /tmp
-# is shared with other checkouts), so one test session gets its own cache directory.
-DISCOVERY_TMP = tempfile.mkdtemp(prefix="dfw-remediate-discovery-")
+from tests.harness import ROOT, ansible_tmp, run_playbook
 
 
 class RoleRun:
     def __init__(self, proc):
         self.proc = proc
-        try:
-            self.out = json.loads(proc.stdout)
-        except ValueError as err:
-            raise AssertionError(
-                f"no JSON from ansible-playbook:\n{proc.stdout[-3000:]}\n{proc.stderr[-2000:]}"
-            ) from err
+        self.out = proc.json
         self.stats = self.out["stats"]["localhost"]
         self.tasks = [
             (t["task"]["name"], t["hosts"].get("localhost", {})) for p in self.out["plays"] for t in p["tasks"]
@@ -84,29 +71,14 @@ def _playbook(tmp_dir, role, entry_points):
 def run_role(extra, kubeconfig=None, tasks_from=None, tmp_path=None, role="remediate", extra_env=None):
     """The remediate role as site.yml runs it (entry point admission, then main) on localhost, or one
     entry point (tasks_from) of `role`. kubeconfig goes where an inventory puts it (flywheel_kubeconfig)."""
-    env = dict(
-        os.environ,
-        ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
-        ANSIBLE_STDOUT_CALLBACK="json",
-        ANSIBLE_LOAD_CALLBACK_PLUGINS="1",
-        TMPDIR=DISCOVERY_TMP,
-        **(extra_env or {}),
-    )
+    env = dict(extra_env or {})
     extra = dict(extra)
     if kubeconfig:
         env["K8S_AUTH_KUBECONFIG"] = kubeconfig
         extra["flywheel_kubeconfig"] = kubeconfig
     entry_points = [tasks_from] if tasks_from else ["admission", "main"]
-    playbook = _playbook(tmp_path or DISCOVERY_TMP, role, entry_points)
-    proc = subprocess.run(
-        [str(ROOT / ".venv/bin/ansible-playbook"), playbook, "-e", json.dumps(extra)],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        check=False,
-    )
-    return RoleRun(proc)
+    playbook = _playbook(tmp_path or ansible_tmp(), role, entry_points)
+    return RoleRun(run_playbook(playbook, extra, env=env, json_output=True))
 
 
 def fresh_namespace(kubeconfig, prefix):

@@ -10,21 +10,16 @@ the operators' bundles would install them: OLM installs nothing here.
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from kubernetes import client, config
 
+from tests.harness import run_playbook
 from tests.integration.conftest import kubeconfig_for
 from tests import upstream
-from tests.integration.flywheel_sim import ansible_env
 
 pytestmark = pytest.mark.cluster
-
-ROOT = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
 PLAY = """
 - hosts: flywheel_clusters
   gather_facts: false
@@ -40,16 +35,12 @@ PLAY = """
 
 
 def run(playbook: Path, kubeconfig: str) -> str:
-    env = ansible_env({"DFW_KUBECONFIG": kubeconfig})
-    cmd = [
-        str(BIN / "ansible-playbook"),
-        "-i",
-        "tests/fixtures/inventory",
-        str(playbook),
-        "-e",
-        "gpu_operator_wait_timeout=120",
-    ]
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
+    proc = run_playbook(
+        playbook,
+        {"gpu_operator_wait_timeout": "120"},
+        inventory="tests/fixtures/inventory",
+        env={"DFW_KUBECONFIG": kubeconfig},
+    )
     found = re.search(r"local-cluster\s*:\s*ok=\d+\s+changed=(\d+)\s+unreachable=0\s+failed=0", proc.stdout)
     assert found, proc.stdout[-5000:] + proc.stderr[-2000:]
     return found.group(1)

@@ -17,7 +17,6 @@ import json
 import re
 import secrets as pysecrets
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -26,14 +25,12 @@ import pytest
 import yaml
 from kubernetes import client
 
-from tests.integration.flywheel_sim import ansible_env
+from tests.harness import ROOT, run_playbook
 from tests.integration.secret_scan import scan_cluster, scan_files, scan_text
 from tests.integration.services import resolve
 
 pytestmark = pytest.mark.cluster
 
-ROOT = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
 INVENTORY = ROOT / "tests" / "fixtures" / "inventory"
 NAMESPACES = ["data-flywheel", "gpu-operator", "nim-operator", "volcano-system"]
 RELEASES = {
@@ -52,11 +49,13 @@ class Stack:
         self.outputs: dict[str, str] = {}
 
     def run(self, playbook: str, *args: str, extra_env: dict | None = None, json_out: bool = False):
-        env = {**self.env, **(extra_env or {})}
-        if json_out:
-            env.update(ANSIBLE_STDOUT_CALLBACK="json", ANSIBLE_LOAD_CALLBACK_PLUGINS="1")
-        cmd = [str(BIN / "ansible-playbook"), "-i", str(INVENTORY), f"playbooks/{playbook}", *args]
-        return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
+        return run_playbook(
+            f"playbooks/{playbook}",
+            inventory=INVENTORY,
+            args=args,
+            env={**self.env, **(extra_env or {})},
+            json_output=json_out,
+        )
 
 
 def recap_changed(out: str) -> int:
@@ -93,19 +92,17 @@ def stack(vanilla_kubeconfig, tool_env, fixture_charts, tmp_path_factory):
         "db": pysecrets.token_hex(16),
     }
     (tmp / "ansible-tmp").mkdir()
-    env = ansible_env(
-        {
-            **{k: v for k, v in tool_env.items() if k in ("PATH", "HELM_PLUGINS", "KUBECONFIG")},
-            "DFW_KUBECONFIG": vanilla_kubeconfig,
-            "DFW_FIXTURE_CHARTS": charts,
-            "DFW_TEST_NGC_API_KEY": secrets["ngc"],
-            "DFW_TEST_NVIDIA_API_KEY": secrets["nvidia"],
-            "DFW_TEST_HF_TOKEN": secrets["hf"],
-            "DFW_TEST_DB_PASSWORD": secrets["db"],
-            "ANSIBLE_LOCAL_TEMP": str(tmp / "ansible-tmp"),
-            "TMPDIR": str(tmp / "ansible-tmp"),
-        }
-    )
+    env = {
+        **{k: v for k, v in tool_env.items() if k in ("PATH", "HELM_PLUGINS", "KUBECONFIG")},
+        "DFW_KUBECONFIG": vanilla_kubeconfig,
+        "DFW_FIXTURE_CHARTS": charts,
+        "DFW_TEST_NGC_API_KEY": secrets["ngc"],
+        "DFW_TEST_NVIDIA_API_KEY": secrets["nvidia"],
+        "DFW_TEST_HF_TOKEN": secrets["hf"],
+        "DFW_TEST_DB_PASSWORD": secrets["db"],
+        "ANSIBLE_LOCAL_TEMP": str(tmp / "ansible-tmp"),
+        "TMPDIR": str(tmp / "ansible-tmp"),
+    }
     stack = Stack(env, secrets, tmp)
     first = stack.run("cluster.yml")
     recap_changed(first.stdout)

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -20,7 +18,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from tests import upstream
-from tests.integration.flywheel_sim import ansible_env
+from tests.harness import run_playbook
 from tests.integration.nemo_sim import call, register_model, stats
 from tests.sim.nemo_platform.simulator import start as start_nemo
 
@@ -147,15 +145,7 @@ def promote(tmp_path, kubeconfig, namespace, nemo):
         "flywheel_promote_wait_sleep": 1,
         "flywheel_promote_wait_timeout": 60,
     }
-    cmd = [
-        str(Path(sys.executable).parent / "ansible-playbook"),
-        "-i",
-        str(inv),
-        str(ROOT / "playbooks" / "flywheel_promote.yml"),
-        "-e",
-        json.dumps(variables),
-    ]
-    return subprocess.run(cmd, capture_output=True, text=True, env=ansible_env(), cwd=ROOT, check=False)
+    return run_playbook(ROOT / "playbooks" / "flywheel_promote.yml", variables, inventory=inv)
 
 
 def recap(proc) -> dict:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import uuid
 from pathlib import Path
@@ -14,26 +13,17 @@ from pathlib import Path
 import pytest
 from kubernetes import client
 
+from tests.harness import PlaybookRun, run_playbook
 from tests.integration.automation import awx_credential_env, delete_account, make_account, token
 
 pytestmark = pytest.mark.cluster
-ROOT = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
 
 
-def remediate(inventory: dict, tmp_path: Path) -> subprocess.CompletedProcess:
+def remediate(inventory: dict, tmp_path: Path) -> PlaybookRun:
     path = tmp_path / f"inventory-{uuid.uuid4().hex[:6]}.json"
     path.write_text(json.dumps(inventory))
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("K8S_AUTH_", "KUBECONFIG"))}
-    env.update(ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), HOME=str(tmp_path / "home"))
-    return subprocess.run(
-        [str(BIN / "ansible-playbook"), "-i", str(path), "playbooks/remediate.yml"],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        check=False,
-    )
+    unset = {k: None for k in os.environ if k.startswith(("K8S_AUTH_", "KUBECONFIG"))}
+    return run_playbook("playbooks/remediate.yml", inventory=path, env={**unset, "HOME": str(tmp_path / "home")})
 
 
 def cluster_host(namespace: str, **connection) -> dict:

@@ -7,10 +7,7 @@ A second run with the proxy gone fails in preflight, before any change.
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 
@@ -19,7 +16,8 @@ import yaml
 from kubernetes import client
 
 from tests.integration.connect_proxy import ConnectProxy
-from tests.integration.remediate_run import DISCOVERY_TMP, drop_namespace, fresh_namespace
+from tests.harness import run_playbook
+from tests.integration.remediate_run import drop_namespace, fresh_namespace
 from tests.unit.test_rest_options import run_main
 
 pytestmark = pytest.mark.cluster
@@ -60,30 +58,17 @@ PLAYBOOK = """
     - name: Evaluator secret-delete RBAC
       ansible.builtin.include_role:
         name: dataflywheel.blueprint.remediate
-        tasks_from: evaluator_rbac
+        tasks_from: all/evaluator_rbac
 """
 
 
 def run(tmp_path, connection, extra):
     playbook = tmp_path / f"connection-{uuid.uuid4().hex[:6]}.yml"
     playbook.write_text(PLAYBOOK)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("K8S_AUTH_")}
     # no kubeconfig anywhere: only the options in module_defaults can reach the cluster
-    env.update(
-        ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
-        KUBECONFIG=str(tmp_path / "no-such-kubeconfig"),
-        TMPDIR=DISCOVERY_TMP,
-        PROFILE="vanilla",
-    )
-    cmd = [
-        str(Path(sys.executable).parent / "ansible-playbook"),
-        "-i",
-        "inventories/local",
-        str(playbook),
-        "-e",
-        json.dumps(dict(extra, connection=connection)),
-    ]
-    return subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT, check=False)
+    env = {k: None for k in os.environ if k.startswith("K8S_AUTH_")}
+    env.update(KUBECONFIG=str(tmp_path / "no-such-kubeconfig"), PROFILE="vanilla")
+    return run_playbook(playbook, dict(extra, connection=connection), inventory="inventories/local", env=env)
 
 
 def test_preflight_and_a_remediation_through_a_proxy_with_client_certificates(vanilla_kubeconfig, tmp_path):

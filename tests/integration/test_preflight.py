@@ -3,38 +3,27 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
-import subprocess
-import sys
 import uuid
-from pathlib import Path
 
 import pytest
 from kubernetes import client
 
+from tests.harness import ROOT, run_playbook
 from tests.sim import chart_repo
 
 pytestmark = pytest.mark.cluster
-ROOT = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
 
 
 def preflight(kubeconfig: str, extra: dict, *args: str, inventory: str | None = "inventories/local"):
-    env = dict(
-        os.environ,
-        ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
-        ANSIBLE_LOCALHOST_WARNING="false",
-        ANSIBLE_INVENTORY_UNPARSED_WARNING="false",
-        KUBECONFIG=kubeconfig,
-        K8S_AUTH_KUBECONFIG=kubeconfig,
-        PROFILE="vanilla",
+    return run_playbook(
+        "playbooks/preflight.yml",
+        extra,
+        inventory=inventory,
+        args=args,
+        env={"KUBECONFIG": kubeconfig, "K8S_AUTH_KUBECONFIG": kubeconfig, "PROFILE": "vanilla"},
     )
-    cmd = [str(BIN / "ansible-playbook"), "playbooks/preflight.yml", "-e", json.dumps(extra), *args]
-    if inventory:
-        cmd[2:2] = ["-i", inventory]
-    return subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT, check=False)
 
 
 def test_preflight_passes_reports_and_changes_nothing(vanilla_kubeconfig, vanilla):
@@ -141,28 +130,17 @@ def test_chart_repository_credentials_are_checked_before_any_change(
     )
     before = {n.metadata.name for n in client.CoreV1Api(vanilla).list_namespace().items}
     try:
-        env_key = {k: v for k, v in os.environ.items() if k != "NGC_API_KEY"}
-        proc = subprocess.run(
-            [
-                str(BIN / "ansible-playbook"),
-                "-i",
-                str(inventory),
-                "playbooks/preflight.yml",
-                "-e",
-                json.dumps({**chart_repo_vars(repo.url), "flywheel_prereqs_namespace": "preflight-never-created"}),
-            ],
-            capture_output=True,
-            text=True,
+        proc = run_playbook(
+            "playbooks/preflight.yml",
+            {**chart_repo_vars(repo.url), "flywheel_prereqs_namespace": "preflight-never-created"},
+            inventory=inventory,
             env={
-                **env_key,
-                "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
+                "NGC_API_KEY": None,
                 "KUBECONFIG": vanilla_kubeconfig,
                 "K8S_AUTH_KUBECONFIG": vanilla_kubeconfig,
                 "PROFILE": "vanilla",
                 "FLYWHEEL_FIXTURE_CHARTS": fixture_charts,
             },
-            cwd=ROOT,
-            check=False,
         )
     finally:
         repo.shutdown()

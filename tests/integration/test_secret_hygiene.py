@@ -36,6 +36,7 @@ from pathlib import Path
 import pytest
 from kubernetes import client
 
+from tests.harness import ansible_tmp
 from tests.integration.flywheel_sim import control
 from tests.integration.playbook_runner import ROOT, play
 from tests.integration.secret_scan import scan_cluster, scan_text
@@ -246,15 +247,18 @@ def _demo_run_and_scan(vanilla, env, tool_env, demo_api, tmp_path, started, secr
         leaks += scan_text(json.dumps(values), secrets, f"helm values of {rel['namespace']}/{rel['name']}")
 
     clusters_dir = Path(os.environ.get("DFW_CLUSTERS_DIR") or Path.home() / ".cache/dataflywheel-blueprint/clusters")
+    roots = [
+        (ROOT, 0),  # the whole work tree (reports/ included), whatever its age
+        (Path.home() / ".ansible", started),
+        (Path("/tmp"), started),  # noqa: S108 - scanning, not writing
+        (clusters_dir, started),  # kube-apiserver, etcd and kwok logs of the local cluster
+        (Path.home() / ".config" / "helm", started),  # helm's repositories.yaml and registry config.json
+        (Path.home() / ".cache" / "helm", started),  # helm's repository index cache
+    ]
+    if not ansible_tmp().startswith("/tmp/"):  # noqa: S108 - the runs' TMPDIR (tests/harness.py) elsewhere
+        roots.append((Path(ansible_tmp()), started))
     file_leaks, scanned = scan_paths(
-        [
-            (ROOT, 0),  # the whole work tree (reports/ included), whatever its age
-            (Path.home() / ".ansible", started),
-            (Path("/tmp"), started),  # noqa: S108 - scanning, not writing
-            (clusters_dir, started),  # kube-apiserver, etcd and kwok logs of the local cluster
-            (Path.home() / ".config" / "helm", started),  # helm's repositories.yaml and registry config.json
-            (Path.home() / ".cache" / "helm", started),  # helm's repository index cache
-        ],
+        roots,
         secrets,
         # etcd's data is where the API server keeps Secret objects themselves (the local cluster has no
         # encryption at rest); what is NOT a Secret was scanned through the API above

@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 import uuid
 from pathlib import Path
 
@@ -16,28 +15,19 @@ import pytest
 import yaml
 from kubernetes import client
 
+from tests.harness import BIN, ROOT, PlaybookRun, ansible_env, run_playbook
 from tests.integration.automation import awx_credential_env, delete_account, make_account, token
 
 pytestmark = pytest.mark.cluster
-ROOT = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
 
 
-def playbook(inventory: Path, home: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("K8S_AUTH_", "KUBECONFIG"))}
-    env.update(
-        ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
-        HOME=str(home),
-        ANSIBLE_LOCALHOST_WARNING="false",
-        PROFILE="vanilla",
-    )
-    return subprocess.run(
-        [str(BIN / "ansible-playbook"), "-i", str(inventory), "playbooks/preflight.yml", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        check=False,
+def playbook(inventory: Path, home: Path, *args: str) -> PlaybookRun:
+    unset = {k: None for k in os.environ if k.startswith(("K8S_AUTH_", "KUBECONFIG"))}
+    return run_playbook(
+        "playbooks/preflight.yml",
+        inventory=inventory,
+        args=args,
+        env={**unset, "HOME": str(home), "PROFILE": "vanilla"},
     )
 
 
@@ -80,7 +70,7 @@ def test_vaulted_cluster_token(vanilla_kubeconfig, vanilla, tool_env, tmp_path):
             [str(BIN / "ansible-vault"), "encrypt", "--vault-password-file", str(password), str(vault)],
             capture_output=True,
             text=True,
-            env=dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg")),
+            env=ansible_env(),
             check=False,
         )
         assert encrypted.returncode == 0, encrypted.stderr

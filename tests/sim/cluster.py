@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import fcntl
 import hashlib
 import json
 import os
@@ -315,22 +316,27 @@ def create(profile: str) -> None:
     STATE.mkdir(parents=True, exist_ok=True)
     cfg = kwokctl_config(profile)
     log(f"creating cluster {name} (profile {profile})")
-    run(
-        [
-            str(binary("kwokctl")),
-            "create",
-            "cluster",
-            "--name",
-            name,
-            "--config",
-            str(cfg),
-            "--kubeconfig",
-            str(kubeconfig_path(profile)),
-            "--wait",
-            "2m",
-        ],
-        env=kwok_env(),
-    )
+    # kwokctl picks free loopback ports by probing: two clusters created at the same moment (parallel test
+    # workers, molecule beside pytest) could pick the same ones, so creations on this machine take turns
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with open(CACHE / "cluster-create.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        run(
+            [
+                str(binary("kwokctl")),
+                "create",
+                "cluster",
+                "--name",
+                name,
+                "--config",
+                str(cfg),
+                "--kubeconfig",
+                str(kubeconfig_path(profile)),
+                "--wait",
+                "2m",
+            ],
+            env=kwok_env(),
+        )
     wait_ready(profile)
 
 

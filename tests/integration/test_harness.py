@@ -1,0 +1,76 @@
+"""The in-process module runner (tests/harness.py) reports what Ansible reports: the same calls through
+`ansible localhost -m` and in-process give the same result (return values, changed, failed, msg,
+warnings, diff, the no_log-masked invocation), in normal, check and diff mode, for a success, an idempotent
+rerun, a failure and a warning. Only the keys the controller adds itself differ."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.harness import run_module
+from tests.integration.flywheel_sim import control
+from tests.sim.entity_store.simulator import start as start_entity_store
+from tests.sim.flywheel_api.simulator import start as start_flywheel_api
+
+# added by the controller around every module result, never by the module
+CONTROLLER_KEYS = {"_ansible_no_log", "action", "exception"}
+
+
+def both(module: str, args: dict, **kwargs) -> tuple[dict, dict]:
+    """(in-process result, controller result) of one call."""
+    return run_module(module, args, **kwargs), run_module(module, args, via="ansible", **kwargs)
+
+
+def same(inprocess: dict, controller: dict) -> None:
+    assert set(controller) - set(inprocess) <= CONTROLLER_KEYS, sorted(set(controller) - set(inprocess))
+    assert set(inprocess) <= set(controller), sorted(set(inprocess) - set(controller))
+    for key in set(inprocess):
+        assert inprocess[key] == controller[key], (key, inprocess[key], controller[key])
+
+
+@pytest.fixture
+def store():
+    server = start_entity_store()
+    yield server
+    server.shutdown()
+
+
+def test_create_check_diff_rerun_and_bad_input_match_the_controller(store):
+    args = {
+        "entity_store_url": store.url,
+        "namespace": "meta",
+        "name": "llama-3.2-1b-instruct",
+        "nim_service": "llama-3-2-1b-instruct",
+        "nim_namespace": "nim",
+        "spec": {"num_parameters": 1000000000, "context_size": 8192, "num_virtual_tokens": 0, "is_chat": True},
+    }
+    dry, dry_controller = both("nemo_model", args, check=True, diff=True)
+    same(dry, dry_controller)
+    assert dry["changed"] is True and store.state.models == {}
+    created = run_module("nemo_model", args, diff=True)
+    assert created["changed"] is True
+    rerun, rerun_controller = both("nemo_model", args, diff=True)
+    same(rerun, rerun_controller)
+    assert rerun["changed"] is False
+    moved, moved_controller = both("nemo_model", dict(args, nim_namespace="nim2"), check=True, diff=True)
+    same(moved, moved_controller)
+    assert moved["changed"] is True and moved["diff"]["before"] != moved["diff"]["after"]
+    bad, bad_controller = both("nemo_model", dict(args, entity_store_url="store:8000"))
+    same(bad, bad_controller)
+    assert bad["failed"] is True and "entity_store_url='store:8000'" in bad["msg"]
+
+
+def test_warnings_and_no_log_match_the_controller():
+    sim = start_flywheel_api(unit_seconds=0.05)
+    try:
+        control(sim, "/_sim/config", {"workloads": {"w": {"scenario": "nim_failed"}}})
+        base = {"api_url": sim.url, "api_token": "dfw-harness-secret-0123", "wait_sleep": 1}
+        failed = run_module("flywheel_job", {**base, "workload_id": "w", "client_id": "dev", "wait": True})
+        assert failed["failed"] is True
+        args = {**base, "job_id": failed["job"]["id"], "fail_on_failed_parts": False}
+        lenient, lenient_controller = both("flywheel_job", args)
+        same(lenient, lenient_controller)
+        assert lenient["warnings"] and any("failed" in w for w in lenient["warnings"])
+        assert "dfw-harness-secret-0123" not in str(lenient), "no_log value in the result"
+    finally:
+        sim.shutdown()
