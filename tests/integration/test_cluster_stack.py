@@ -1,9 +1,13 @@
 """playbooks/cluster.yml and playbooks/uninstall.yml on the local cluster, with the fixture charts.
 
-One converged stack per module; the tests run in order: no-op rerun (changed=0, same Pod UIDs,
--vvv output kept), --check --diff (nothing, then exactly one change), secret hygiene (the -vvv
-output, every non-Secret API object, the files the runs left), uninstall then reinstall from a
-chart repository served over HTTP. Custom-resource status comes from the local cluster's
+One converged stack per module. Its charts come from a chart repository on loopback that requires basic
+authentication (a real HTTP server, tests/sim/chart_repo.py) and stands for NGC (flywheel_ngc_hosts), so
+every run fetches them as `$oauthtoken` with the NGC key, as from helm.ngc.nvidia.com. The tests run in
+order: no-op rerun (changed=0 although every chart is pulled again, same Pod UIDs, -vvv output kept),
+--check --diff (nothing, then exactly one change), the charts came from the authenticated repository and
+the Pods pull images with the key, secret hygiene (the -vvv output, every non-Secret API object, the
+files the runs left, helm's configuration and cache), uninstall then reinstall from a chart repository
+served over HTTP without authentication. Custom-resource status comes from the local cluster's
 operator-status emulator (tests/sim/emulators.py), not from a real operator.
 """
 
@@ -19,6 +23,8 @@ import secrets as pysecrets
 import subprocess
 import threading
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -28,6 +34,7 @@ from kubernetes import client
 from tests.harness import ROOT, run_playbook
 from tests.integration.secret_scan import scan_cluster, scan_files, scan_text
 from tests.integration.services import resolve
+from tests.sim import chart_repo as authenticated_repo
 
 pytestmark = pytest.mark.cluster
 
@@ -41,21 +48,46 @@ RELEASES = {
 }
 
 
+# the loopback repository stands for NGC: the roles' NGC default credentials ($oauthtoken, the NGC key) apply
+NGC_STAND_IN = {"flywheel_ngc_hosts": ["127.0.0.1"]}
+# fixture chart packages the stack installs (the NeMo chart is the flywheel chart's subchart)
+STACK_CHARTS = {
+    "gpu-operator-v26.7.0.tgz",
+    "k8s-nim-operator-3.1.2.tgz",
+    "volcano-1.9.0.tgz",
+    "nvidia-blueprint-data-flywheel-0.3.1.tgz",
+}
+
+
 class Stack:
-    def __init__(self, env: dict, secrets: dict, tmp: Path):
+    def __init__(self, env: dict, secrets: dict, tmp: Path, repo):
         self.env = env
         self.secrets = secrets
         self.tmp = tmp
+        self.repo = repo
         self.outputs: dict[str, str] = {}
 
-    def run(self, playbook: str, *args: str, extra_env: dict | None = None, json_out: bool = False):
+    def run(
+        self,
+        playbook: str,
+        *args: str,
+        extra_env: dict | None = None,
+        json_out: bool = False,
+        extra_vars: dict | None = None,
+    ):
         return run_playbook(
             f"playbooks/{playbook}",
+            {**NGC_STAND_IN, **(extra_vars or {})},
             inventory=INVENTORY,
             args=args,
             env={**self.env, **(extra_env or {})},
             json_output=json_out,
         )
+
+    def pulls(self) -> dict[str, int]:
+        """Chart packages the authenticated repository served (with valid credentials), by file name."""
+        served = self.repo.stats.items()
+        return {key.split("/")[-1]: n for key, n in served if key.startswith("200 ") and key.endswith(".tgz")}
 
 
 def recap_changed(out: str) -> int:
@@ -92,10 +124,12 @@ def stack(vanilla_kubeconfig, tool_env, fixture_charts, tmp_path_factory):
         "db": pysecrets.token_hex(16),
     }
     (tmp / "ansible-tmp").mkdir()
+    repo = authenticated_repo.start(charts, username="$oauthtoken", password=secrets["ngc"])
     env = {
         **{k: v for k, v in tool_env.items() if k in ("PATH", "HELM_PLUGINS", "KUBECONFIG")},
         "DFW_KUBECONFIG": vanilla_kubeconfig,
         "DFW_FIXTURE_CHARTS": charts,
+        "DFW_FIXTURE_REPO_URL": repo.url,
         "DFW_TEST_NGC_API_KEY": secrets["ngc"],
         "DFW_TEST_NVIDIA_API_KEY": secrets["nvidia"],
         "DFW_TEST_HF_TOKEN": secrets["hf"],
@@ -103,23 +137,29 @@ def stack(vanilla_kubeconfig, tool_env, fixture_charts, tmp_path_factory):
         "ANSIBLE_LOCAL_TEMP": str(tmp / "ansible-tmp"),
         "TMPDIR": str(tmp / "ansible-tmp"),
     }
-    stack = Stack(env, secrets, tmp)
-    first = stack.run("cluster.yml")
-    recap_changed(first.stdout)
-    stack.outputs["converge"] = first.stdout + first.stderr
-    yield stack
-    # leave the shared cluster as found: the tests after this module expect no releases
-    gone = stack.run("uninstall.yml")
-    assert gone.returncode == 0, gone.stdout[-4000:] + gone.stderr[-2000:]
+    stack = Stack(env, secrets, tmp, repo)
+    try:
+        first = stack.run("cluster.yml")
+        recap_changed(first.stdout)
+        stack.outputs["converge"] = first.stdout + first.stderr
+        yield stack
+    finally:
+        repo.shutdown()
+        # leave the shared cluster as found: the tests after this module expect no releases
+        gone = stack.run("uninstall.yml")
+        assert gone.returncode == 0, gone.stdout[-4000:] + gone.stderr[-2000:]
 
 
 def test_cluster_noop_rerun_changes_nothing_and_restarts_nothing(stack, vanilla):
     before = pod_uids(vanilla)
     assert any(name.startswith("data-flywheel/df-api-deployment-") for name in before), before
+    pulled = stack.pulls()
     rerun = stack.run("cluster.yml", "-vvv")
     stack.outputs["rerun -vvv"] = rerun.stdout + rerun.stderr
     assert recap_changed(rerun.stdout) == 0, [line for line in rerun.stdout.splitlines() if line.startswith("changed")]
     assert pod_uids(vanilla) == before
+    # every chart was pulled again from the authenticated repository, and helm saw no change in that
+    assert {name for name, n in stack.pulls().items() if n > pulled.get(name, 0)} == STACK_CHARTS, stack.repo.stats
 
 
 def test_cluster_subchart_mode_nemo_urls_resolve_and_pods_were_created_once(stack, vanilla):
@@ -194,6 +234,28 @@ def test_cluster_check_diff_reports_nothing_then_exactly_one_change(stack):
     assert diff_text.count("has changed:") == 4, diff_text
 
 
+def test_cluster_charts_come_from_the_authenticated_repository_and_pods_pull_with_the_ngc_key(stack, vanilla):
+    """Must show 2 (the success half): every chart of the stack came from the repository that refuses requests
+    without the NGC key (401), fetched as $oauthtoken with it; the flywheel Pods pull their nvcr.io images with
+    the chart's pull Secret, which carries that key. (Without the key, preflight stops naming flywheel_ngc_api_key:
+    tests/integration/test_preflight.py::test_chart_repository_credentials_are_checked_before_any_change.)"""
+    assert set(stack.pulls()) == STACK_CHARTS, stack.repo.stats
+    assert not [key for key in stack.repo.stats if key.startswith("401 ")], stack.repo.stats
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(f"{stack.repo.url}/index.yaml", timeout=10)  # noqa: S310 - loopback test server
+    assert refused.value.code == 401
+    core = client.CoreV1Api(vanilla)
+    servers = "app in (df-api-deployment,df-celery-worker-deployment,df-celery-parent-worker-deployment)"
+    pods = core.list_namespaced_pod("data-flywheel", label_selector=servers).items
+    assert len({p.metadata.labels["app"] for p in pods}) == 3, [p.metadata.name for p in pods]
+    secrets_of = {p.metadata.name: [s.name for s in p.spec.image_pull_secrets or []] for p in pods}
+    assert {name for name, used in secrets_of.items() if used != ["nvcrimagepullsecret"]} == set(), secrets_of
+    pull = core.read_namespaced_secret("nvcrimagepullsecret", "data-flywheel")
+    assert pull.type == "kubernetes.io/dockerconfigjson"
+    auths = json.loads(base64.b64decode(pull.data[".dockerconfigjson"]))["auths"]
+    assert auths["nvcr.io"]["username"] == "$oauthtoken" and auths["nvcr.io"]["password"] == stack.secrets["ngc"]
+
+
 def test_cluster_no_secret_value_in_output_objects_or_files(stack, vanilla):
     assert "rerun -vvv" in stack.outputs, "needs the -vvv rerun of the first test"
     leaks = []
@@ -202,7 +264,10 @@ def test_cluster_no_secret_value_in_output_objects_or_files(stack, vanilla):
     # every object that is not a Secret (ConfigMaps, Deployments, custom resources, events, and
     # whatever helm would store outside Secrets)
     leaks += scan_cluster(vanilla, stack.secrets)
-    leaks += scan_files([stack.tmp, Path.home() / ".ansible"], stack.secrets)
+    # the runs' files, and helm's configuration and cache, where `helm repo add` or `helm registry login`
+    # would keep repository credentials
+    helm_dirs = [Path.home() / ".config" / "helm", Path.home() / ".cache" / "helm"]
+    leaks += scan_files([stack.tmp, Path.home() / ".ansible", *[d for d in helm_dirs if d.exists()]], stack.secrets)
     leaks += scan_files(
         [ROOT], stack.secrets, skip=[ROOT / ".venv", ROOT / ".git", ROOT / "collections", ROOT / ".cache"]
     )
@@ -292,7 +357,9 @@ def test_cluster_uninstall_then_install_from_a_chart_repository(stack, vanilla, 
     ).stdout
     assert json.loads(releases) == []
 
-    again = stack.run("cluster.yml", extra_env={"DFW_FIXTURE_REPO_URL": chart_repo})
+    # a repository that is not NGC and takes no credentials: the charts are installed from it directly
+    not_ngc = {"flywheel_ngc_hosts": ["helm.ngc.nvidia.com", "nvcr.io"]}
+    again = stack.run("cluster.yml", extra_env={"DFW_FIXTURE_REPO_URL": chart_repo}, extra_vars=not_ngc)
     assert recap_changed(again.stdout) > 0
     listed = json.loads(
         subprocess.run(

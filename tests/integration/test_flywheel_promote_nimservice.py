@@ -2,7 +2,9 @@
 kube-apiserver with the apps.nvidia.com CRDs): the NIMService is created with the Entity Store as
 LoRA source, the role waits for the operator's Ready (no NIM Operator runs here: the test writes the
 status the operator would, and says so), smoke-tests through the NIM proxy SIMULATOR, reruns with
-changed=0, and a Failed NIMService stops the play with the operator's condition message."""
+changed=0, and a Failed NIMService stops the play with the operator's condition message. The NIMService's
+Secrets (NGC key, nvcr.io pull Secret) must exist in its namespace, as flywheel_prereqs creates them: without
+them the role stops before creating it, naming the fix."""
 
 from __future__ import annotations
 
@@ -148,12 +150,30 @@ def promote(tmp_path, kubeconfig, namespace, nemo):
     return run_playbook(ROOT / "playbooks" / "flywheel_promote.yml", variables, inventory=inv)
 
 
+def nim_secrets(api, namespace):
+    """The Secrets flywheel_prereqs creates in a credential namespace, under the role's default names."""
+    core = client.CoreV1Api(api)
+    core.create_namespaced_secret(
+        namespace, client.V1Secret(metadata=client.V1ObjectMeta(name="ngc-api"), string_data={"NGC_API_KEY": "k"})
+    )
+    auths = json.dumps({"auths": {"nvcr.io": {"username": "$oauthtoken", "password": "k"}}})
+    core.create_namespaced_secret(
+        namespace,
+        client.V1Secret(
+            metadata=client.V1ObjectMeta(name="nvcrimagepullsecret"),
+            type="kubernetes.io/dockerconfigjson",
+            string_data={".dockerconfigjson": auths},
+        ),
+    )
+
+
 def recap(proc) -> dict:
     line = next(x for x in proc.stdout.splitlines() if x.startswith("local-cluster") and "ok=" in x)
     return {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", line)}
 
 
 def test_nimservice_ready_smoke_test_and_rerun(tmp_path, vanilla, vanilla_kubeconfig, crd, hands_off, namespace, nemo):
+    nim_secrets(vanilla, namespace)
     operator = FakeOperator(vanilla, namespace, nemo)
     operator.start()
     first = promote(tmp_path, vanilla_kubeconfig, namespace, nemo)
@@ -166,6 +186,7 @@ def test_nimservice_ready_smoke_test_and_rerun(tmp_path, vanilla, vanilla_kubeco
         "NIM_PEFT_REFRESH_INTERVAL": "30",
     }
     assert spec["image"]["repository"] == "nvcr.io/nim/meta/llama-3.2-3b-instruct"
+    assert spec["image"]["pullSecrets"] == ["nvcrimagepullsecret"] and spec["authSecret"] == "ngc-api"
     assert obj["metadata"]["annotations"]["dataflywheel.blueprint/promoted-model"] == WINNER
     assert stats(nemo.nim)["POST /v1/chat/completions"] == 1
     evidence = json.loads((tmp_path / "reports" / "promotion.json").read_text())
@@ -186,6 +207,15 @@ def test_nimservice_ready_smoke_test_and_rerun(tmp_path, vanilla, vanilla_kubeco
 def test_failed_nimservice_stops_with_the_operator_condition(
     tmp_path, vanilla, vanilla_kubeconfig, crd, hands_off, namespace, nemo
 ):
+    # without the Secrets: stopped before the NIMService exists, naming what to set
+    bare = promote(tmp_path, vanilla_kubeconfig, namespace, nemo)
+    out = re.sub(r"\s+", " ", bare.stdout)
+    assert bare.returncode != 0
+    assert f"needs the Secret(s) ngc-api, nvcrimagepullsecret in namespace {namespace}" in out, out[-3000:]
+    assert "flywheel_prereqs_credential_namespaces" in out and "Nothing was changed" in out
+    custom = client.CustomObjectsApi(vanilla)
+    assert custom.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)["items"] == []
+    nim_secrets(vanilla, namespace)
     FakeOperator(vanilla, namespace, nemo, outcome="Failed").start()
     proc = promote(tmp_path, vanilla_kubeconfig, namespace, nemo)
     out = re.sub(r"\s+", " ", proc.stdout)
