@@ -112,6 +112,23 @@ PLUGIN
   log "built helm-diff $v"
 }
 
+# kyverno CLI (kubectl-kyverno), the real policy engine the Kyverno route of the remediate role is
+# checked with (`kyverno apply`). Its go.mod has a versioned replace, so `go install mod@v` refuses
+# it; it is built from a wrapper module that copies that replace.
+build_kyverno() {
+  local v=$KYVERNO_VERSION
+  have kyverno "$v" && return 0
+  log "building kyverno CLI $v (cold build: about ten minutes on 2 cores)"
+  local dir="$work/kyverno-$v" tmp="$bindir/kyverno-$v.tmp"
+  wrapper "$dir" github.com/kyverno/kyverno "$v" "$v"
+  mkdir -p "$tmp"
+  (cd "$dir" &&
+   go build -trimpath -ldflags "-s -w -X github.com/kyverno/kyverno/pkg/version.BuildVersion=$v" \
+     -o "$tmp/kyverno" github.com/kyverno/kyverno/cmd/cli/kubectl-kyverno)
+  rm -rf "$bindir/kyverno-$v" && mv "$tmp" "$bindir/kyverno-$v"
+  log "built kyverno CLI $v"
+}
+
 what=${1:-all}
 case $what in
   all|kube) build_kube ;;&
@@ -121,6 +138,7 @@ case $what in
     build_plain kwokctl sigs.k8s.io/kwok/cmd/kwokctl "$KWOK_VERSION" "-X sigs.k8s.io/kwok/pkg/consts.Version=$KWOK_VERSION" ;;&
   all|helm)
     build_plain helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION" "-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
-    build_helm_diff ;;
+    build_helm_diff ;;&
+  all|kyverno) build_kyverno ;;
   *) ;;
 esac
