@@ -27,7 +27,7 @@ venv: $(VENV)/.installed ## Python env with ansible, molecule, linters
 
 # ---------------------------------------------------------------- local test cluster
 .PHONY: binaries
-binaries: ## build kube-apiserver, etcd, kwok, helm, helm-diff from the Go modules (cached)
+binaries: ## build kube-apiserver, etcd, kwok, helm, helm-diff, the kyverno CLI from the Go modules (cached)
 	bash tests/sim/build-binaries.sh all
 
 .PHONY: search-engine

@@ -6,6 +6,7 @@ To keep `make test` short, each profile gets ONE namespace with every broken sta
 ONE pair of whole-role runs (first run, then the rerun), shared by the tests below through a
 module-scoped fixture; only the failure paths and the Kyverno variant run the role on their own."""
 
+import contextlib
 import json
 import os
 import shutil
@@ -23,6 +24,7 @@ from kubernetes import client, config
 from tests.sim.entity_store.simulator import start as start_entity_store
 
 from .conftest import kubeconfig_for
+from .kyverno_engine import check, key, kyverno_apply, kyverno_cli, resources
 from .remediate_run import drop_namespace, fresh_namespace, run_role
 
 pytestmark = pytest.mark.cluster
@@ -702,16 +704,31 @@ def test_scratch_on_a_cluster_as_shipped_stops_before_any_change_naming_the_opti
         drop_namespace(api, ns)
 
 
-@pytest.fixture
-def map_cluster_with_kyverno_api(scenes, tool_env):
-    """The vanilla-map cluster with the kyverno.io ClusterPolicy CRD fixture (API type only, no Kyverno)."""
-    kubeconfig = scenes("vanilla-map").kubeconfig  # the shared runs happen before the CRD exists
+@contextlib.contextmanager
+def kyverno_api(tool_env, kubeconfig):
+    """The kyverno.io ClusterPolicy CRD fixture (API type only, no Kyverno) and a fresh namespace."""
     kubectl(tool_env, kubeconfig, "apply", "--server-side", "-f", str(KYVERNO_CRD))
     kubectl(tool_env, kubeconfig, "wait", "--for=condition=Established", "crd/clusterpolicies.kyverno.io")
     api, ns = fresh_namespace(kubeconfig, "rem-kyv")
-    yield kubeconfig, api, ns
-    drop_namespace(api, ns)
-    kubectl(tool_env, kubeconfig, "delete", "--ignore-not-found", "-f", str(KYVERNO_CRD))
+    try:
+        yield kubeconfig, api, ns
+    finally:
+        drop_namespace(api, ns)
+        kubectl(tool_env, kubeconfig, "delete", "--ignore-not-found", "-f", str(KYVERNO_CRD))
+
+
+@pytest.fixture
+def map_cluster_with_kyverno_api(scenes, tool_env):
+    """The vanilla-map cluster with the kyverno.io API."""
+    with kyverno_api(tool_env, scenes("vanilla-map").kubeconfig) as made:  # the shared runs happen before
+        yield made
+
+
+@pytest.fixture
+def mapless_cluster_with_kyverno_api(tool_env):
+    """nutanix as it ships (no MutatingAdmissionPolicy API) with the kyverno.io API."""
+    with kyverno_api(tool_env, kubeconfig_for("nutanix")) as made:
+        yield made
 
 
 def test_kyverno_variant_writes_the_policy_and_refuses_success_without_kyverno_acting(map_cluster_with_kyverno_api):
@@ -751,6 +768,43 @@ def test_kyverno_variant_writes_the_policy_and_refuses_success_without_kyverno_a
     assert auto.ok, auto.text()[-3000:]
     assert auto.fact("remediate_scratch_use") == "map"
     assert custom.list_cluster_custom_object("kyverno.io", "v1", "clusterpolicies")["items"] == []
+
+
+def test_auto_chooses_kyverno_where_map_is_not_served_and_the_stored_policy_acts_in_kyverno(
+    mapless_cluster_with_kyverno_api, tmp_path
+):
+    """A cluster without MutatingAdmissionPolicy that serves kyverno.io: `auto` chooses Kyverno and writes the
+    ClusterPolicy; the object the API server stored, run through the real Kyverno engine (kyverno apply), adds
+    /scratch to an entity-handler Job and its Pod in that namespace only. No Kyverno webhook runs here, so the
+    role's dry-run probe finds no /scratch and the run fails with the diagnosis instead of reporting success."""
+    kubeconfig, api, ns = mapless_cluster_with_kyverno_api
+    run = run_role({"remediate_namespace": ns, "remediate_scratch_wait_timeout": 4}, kubeconfig, tasks_from="admission")
+    facts = run.fact("remediate_facts")
+    assert facts["mutating_admission_policy"] is None and facts["kyverno"] is True
+    assert run.fact("remediate_scratch_use") == "kyverno"
+    assert not run.ok
+    msg = run.failure_msg()
+    assert "Kyverno admission controller" in msg and "the admission chain added no scratch volume" in msg, msg
+    stored = client.CustomObjectsApi(api).get_cluster_custom_object(
+        "kyverno.io", "v1", "clusterpolicies", f"dfw-scratch-{ns}"
+    )
+    policy = {
+        "apiVersion": stored["apiVersion"],
+        "kind": stored["kind"],
+        "metadata": {k: stored["metadata"][k] for k in ("name", "labels", "annotations")},
+        "spec": stored["spec"],
+    }
+    mutate, keep = resources(ns, "nemo")
+    applied, text = kyverno_apply(kyverno_cli(), policy, mutate + keep, tmp_path)
+    assert check(applied, mutate, keep, "/scratch") == [], text
+    # Kyverno's patch leaves `scratch` without a source; the real API server stores it as an emptyDir.
+    job, pod = (applied[key(o)] for o in mutate)
+    stored_pod = client.CoreV1Api(api).create_namespaced_pod(ns, pod, dry_run="All")
+    stored_job = client.BatchV1Api(api).create_namespaced_job(ns, job, dry_run="All")
+    for spec in (stored_pod.spec, stored_job.spec.template.spec):
+        scratch = [v for v in spec.volumes if v.name == "scratch"]
+        assert len(scratch) == 1 and scratch[0].empty_dir is not None, scratch
+        assert [m.mount_path for m in spec.containers[0].volume_mounts if m.name == "scratch"] == ["/scratch"]
 
 
 # ---------------------------------------------------------------- nutanix resolver placement (no cluster)

@@ -23,7 +23,8 @@ have() { [ -x "$bindir/$1-$2/$1" ]; }
 
 # wrapper DIR MODULE VERSION STAGING_VERSION: make a module in DIR that requires MODULE@VERSION
 # and turns each of the upstream go.mod's local-path replaces ("X => ./staging/...",
-# "X => ../api") into "X => X STAGING_VERSION"; its versioned replaces are copied as they are.
+# "X => ../api") into "X => X STAGING_VERSION"; its versioned replaces, in a replace block or on
+# one "replace X => Y v" line, are copied as they are.
 wrapper() {
   local dir=$1 mod=$2 ver=$3 staging_ver=$4
   mkdir -p "$dir"
@@ -34,7 +35,7 @@ wrapper() {
     gomod=$(go mod download -json "$mod@$ver" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')
     sed -n 's#^[[:space:]]*\([^[:space:]]*\)[[:space:]]*=>[[:space:]]*\.\{1,2\}/.*#\1#p' "$gomod" |
       { grep -v FORBIDDEN || true; } | while read -r m; do go mod edit -replace="$m=$m@$staging_ver"; done
-    sed -n 's#^[[:space:]]*\([^[:space:]]*\)[[:space:]]*=>[[:space:]]*\([^.][^[:space:]]*\)[[:space:]]\+\(v[^[:space:]]*\).*#\1 \2 \3#p' "$gomod" |
+    sed -n 's#^[[:space:]]*\(replace[[:space:]]\{1,\}\)\{0,1\}\([^[:space:]]*\)[[:space:]]*=>[[:space:]]*\([^.][^[:space:]]*\)[[:space:]]\+\(v[^[:space:]]*\).*#\2 \3 \4#p' "$gomod" |
       while read -r m to v; do go mod edit -replace="$m=$to@$v"; done
     go mod edit -require="$mod@$ver"
   )
@@ -112,6 +113,23 @@ PLUGIN
   log "built helm-diff $v"
 }
 
+# kyverno CLI (kubectl-kyverno), the real policy engine the Kyverno route of the remediate role is
+# checked with (`kyverno apply`). Its go.mod has a versioned replace, so `go install mod@v` refuses
+# it; it is built from a wrapper module that copies that replace.
+build_kyverno() {
+  local v=$KYVERNO_VERSION
+  have kyverno "$v" && return 0
+  log "building kyverno CLI $v (cold build: about 15 CPU-minutes, link peak 2.7 GB)"
+  local dir="$work/kyverno-$v" tmp="$bindir/kyverno-$v.tmp"
+  wrapper "$dir" github.com/kyverno/kyverno "$v" "$v"
+  mkdir -p "$tmp"
+  (cd "$dir" &&
+   go build -trimpath -ldflags "-s -w -X github.com/kyverno/kyverno/pkg/version.BuildVersion=$v" \
+     -o "$tmp/kyverno" github.com/kyverno/kyverno/cmd/cli/kubectl-kyverno)
+  rm -rf "$bindir/kyverno-$v" && mv "$tmp" "$bindir/kyverno-$v"
+  log "built kyverno CLI $v"
+}
+
 what=${1:-all}
 case $what in
   all|kube) build_kube ;;&
@@ -121,6 +139,7 @@ case $what in
     build_plain kwokctl sigs.k8s.io/kwok/cmd/kwokctl "$KWOK_VERSION" "-X sigs.k8s.io/kwok/pkg/consts.Version=$KWOK_VERSION" ;;&
   all|helm)
     build_plain helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION" "-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
-    build_helm_diff ;;
+    build_helm_diff ;;&
+  all|kyverno) build_kyverno ;;
   *) ;;
 esac

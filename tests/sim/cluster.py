@@ -133,6 +133,7 @@ def binary(name: str) -> Path:
         "kwok": v["KWOK_VERSION"],
         "kwokctl": v["KWOK_VERSION"],
         "helm": v["HELM_VERSION"],
+        "kyverno": v["KYVERNO_VERSION"],
     }.get(name, v["KUBERNETES_VERSION"])
     return CACHE / "bin" / f"{name}-{version}" / name
 
