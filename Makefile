@@ -161,9 +161,10 @@ test-molecule: venv binaries gpu-host-deps ## molecule default, then gpu_host
 	$(MAKE) --no-print-directory molecule && $(MAKE) --no-print-directory molecule-gpu-host
 
 .PHONY: bench
-bench: venv search-engine ## benchmarks (not tests): API requests spent waiting for flywheel jobs
+bench: venv search-engine binaries ## benchmarks (not tests): flywheel job waits, bulk loading, no-op rerun of the cluster stages
 	$(PY) tests/bench/wait_requests.py
 	$(PY) tests/bench/bulk_load.py
+	$(PY) tests/bench/cluster_rerun.py
 
 .PHONY: bench-clusters
 bench-clusters: venv binaries ## benchmark: site.yml on four local clusters in one run vs one cluster
@@ -182,5 +183,5 @@ clean: cluster-down ## remove the venv and local caches of this checkout (not th
 	rm -rf $(VENV) .cache tests/output .pytest_cache
 
 .PHONY: bench-cluster
-bench-cluster: venv ## benchmark: wall time and API requests of a no-op rerun of playbooks/cluster.yml
+bench-cluster: venv binaries ## benchmark: wall time and CPU-s of a no-op rerun of cluster.yml + remediate.yml
 	$(PY) tests/bench/cluster_rerun.py
