@@ -340,9 +340,9 @@ def test_runner_role_only_runs_jobs_and_namespaced_remediations(
         assert "[create mutatingadmissionpolicies.admissionregistration.k8s.io]" in message, message
         assert "[create jobs.batch" not in message  # the runner Role grants that
 
-        # doing it anyway: the real API server refuses the cluster-scoped remediation with 403
+        # doing it anyway: the real API server refuses the admission stage's cluster-scoped writes with 403
         forbidden = run(
-            tmp_path, "playbooks/remediate.yml", env, {**extra, "remediate_cluster_scoped": "true"}, inventory=inventory
+            tmp_path, "playbooks/admission.yml", env, {**extra, "remediate_cluster_scoped": "true"}, inventory=inventory
         )
         assert forbidden.status == "failed"
         refusal = " ".join(task_failures(forbidden))

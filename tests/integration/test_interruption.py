@@ -186,7 +186,12 @@ class HelmAttempt:
         self.api, self.tool_env = api, tool_env
         self.ns = f"ir-helm-{label}-{uuid.uuid4().hex[:4]}"
         self.marker = workdir / f"helm-{label}.tasks"
-        self.vars = {**HELM_STAGE, "flywheel_prereqs_namespace": self.ns, "gpu_operator_namespace": self.ns}
+        self.vars = {
+            **HELM_STAGE,
+            "flywheel_prereqs_namespace": self.ns,
+            "gpu_operator_namespace": self.ns,
+            "remediate_namespace": self.ns,
+        }
         self.env = {
             "DFW_KUBECONFIG": kubeconfig,
             "K8S_AUTH_KUBECONFIG": kubeconfig,
