@@ -47,7 +47,11 @@ class Attempt:
         )
         core = client.CoreV1Api(api)
         if scenario.get("namespaces_precreated"):
-            core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=self.ns)))
+            # the same annotations in every run (e.g. OpenShift's UID range, which names the ownership Job)
+            annotations = scenario.get("namespace_annotations") or None
+            core.create_namespace(
+                client.V1Namespace(metadata=client.V1ObjectMeta(name=self.ns, annotations=annotations))
+            )
         if scenario.get("precreate_pvc"):
             core.create_namespaced_persistent_volume_claim(
                 self.ns,
