@@ -1,6 +1,6 @@
 """The role contracts as the role READMEs declare them (section "## Contract"), and what the role files
 really read, so the docs and the code cannot drift apart: tests/unit/test_role_contracts.py compares
-the two, tests/integration/test_site_converges.py checks every documented export is set by a real run.
+the two (that a real run sets every documented export is not tested yet).
 
 A contract section looks like:
 

@@ -1,8 +1,7 @@
 """Every role README declares its contract (what it reads, changes and exports), and the declaration
 matches the role's files: every variable of another role (or collection-level variable) the role
 reads is listed with where it comes from, nothing listed is unread, every exported fact is set by the
-role, and every "fact exported by X" a role relies on is one X declares. The integration test
-tests/integration/test_site_converges.py checks the exports are really set by a converged run."""
+role, and every "fact exported by X" a role relies on is one X declares."""
 
 from __future__ import annotations
 
