@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from kubernetes import client, config
+from kubernetes.client.rest import ApiException
 
 from tests.harness import run_playbook
 from tests.integration.conftest import kubeconfig_for
@@ -46,11 +47,37 @@ def run(playbook: Path, kubeconfig: str) -> str:
     return found.group(1)
 
 
+def forget_operators(custom: client.CustomObjectsApi) -> None:
+    """Another test on this worker's openshift cluster may have installed the operators already: remove
+    what the roles create through OLM, so the first run below has to create it."""
+    objects = [
+        ("operators.coreos.com", "v1alpha1", "nvidia-gpu-operator", "subscriptions", "gpu-operator-certified"),
+        ("operators.coreos.com", "v1alpha1", "openshift-operators", "subscriptions", "nim-operator-certified"),
+    ]
+    groups = custom.list_namespaced_custom_object("operators.coreos.com", "v1", "nvidia-gpu-operator", "operatorgroups")
+    objects += [
+        ("operators.coreos.com", "v1", "nvidia-gpu-operator", "operatorgroups", g["metadata"]["name"])
+        for g in groups["items"]
+    ]
+    for group, version, namespace, plural, name in objects:
+        try:
+            custom.delete_namespaced_custom_object(group, version, namespace, plural, name)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+    try:
+        custom.delete_cluster_custom_object("nvidia.com", "v1", "clusterpolicies", "cluster-policy")
+    except ApiException as exc:
+        if exc.status != 404:
+            raise
+
+
 def test_cluster_operators_through_olm_on_openshift(tmp_path):
     kubeconfig = kubeconfig_for("openshift")
     api = config.new_client_from_config(config_file=kubeconfig)
     playbook = tmp_path / "operators.yml"
     playbook.write_text(PLAY)
+    forget_operators(client.CustomObjectsApi(api))
 
     assert int(run(playbook, kubeconfig)) > 0
     custom = client.CustomObjectsApi(api)

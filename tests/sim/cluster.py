@@ -304,8 +304,15 @@ def kwokctl_config(profile: str) -> Path:
         config["options"]["kubeFeatureGates"] = "MutatingAdmissionPolicy=true"
         config["options"]["kubeRuntimeConfig"] = "admissionregistration.k8s.io/v1beta1=true"
     cidr = SERVICE_CIDR.get(platform_of(profile), DEFAULT_SERVICE_CIDR)
+    # One instance of each controller: no leader election. With it on (kwokctl's default), a
+    # controller-manager that cannot renew its lease in 10 s (the fault tests pause or kill the API
+    # server; a loaded 2-core machine) exits for good, and new namespaces then get no `default`
+    # ServiceAccount, so every Pod in them is refused.
+    single = [{"key": "leader-elect", "value": "false"}]
     config["componentsPatches"] = [
-        {"name": "kube-apiserver", "extraArgs": [{"key": "service-cluster-ip-range", "value": cidr}]}
+        {"name": "kube-apiserver", "extraArgs": [{"key": "service-cluster-ip-range", "value": cidr}]},
+        {"name": "kube-controller-manager", "extraArgs": single},
+        {"name": "kube-scheduler", "extraArgs": single},
     ]
     path = STATE / f"{cluster_name(profile)}.kwokctl.yaml"
     path.write_text(json.dumps(config, indent=2))
