@@ -157,7 +157,7 @@ def parse_time(text):
     """A timestamp as the API serialises it (naive UTC, optional fraction) -> naive datetime or None."""
     if not text:
         return None
-    text = str(text).replace("Z", "").split("+")[0]
+    text = str(text).replace("Z", "").split("+", 1)[0]
     for fmt in ("%Y-%m-%dT%H:%M:%S.%f", "%Y-%m-%dT%H:%M:%S"):
         try:
             return datetime.datetime.strptime(text, fmt)

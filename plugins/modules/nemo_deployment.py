@@ -136,7 +136,7 @@ def main():
         pvc_size=dict(type="str", default="25Gi"),
         gpu=dict(type="int", default=1),
         additional_envs=dict(type="dict", default={}),
-        **dict(WAIT_ARG_SPEC, wait=dict(type="bool", default=True)),
+        **{**WAIT_ARG_SPEC, "wait": dict(type="bool", default=True)},
     )
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True, required_if=[("state", "present", ("model",))])
     p = module.params

@@ -138,7 +138,7 @@ def raw_bulk(url: str, index: str, payloads: list[bytes], parallel: int, meter: 
         conn.close()
 
     with meter:
-        threads = [threading.Thread(target=worker) for _ in range(parallel)]
+        threads = [threading.Thread(target=worker) for _worker in range(parallel)]
         for thread in threads:
             thread.start()
         for thread in threads:
@@ -190,7 +190,7 @@ def main() -> None:
         # warm the JVM once (index creation, bulk, per-record) so no way pays for it
         bulk_load(url, f"bench-warmup-{stamp}", path, args, Meter(pid))
         payloads = {n: prepared_payloads(url, f"bench-raw{n}-{stamp}", path, args) for n in (1, 2)}
-        one, bulk, raw1, raw2, rerun = (Meter(pid) for _ in range(5))
+        one, bulk, raw1, raw2, rerun = (Meter(pid) for _meter in range(5))
         single = per_record_load(url, f"bench-single-{stamp}", path, one)
         loaded = bulk_load(url, f"bench-bulk-{stamp}", path, args, bulk)
         got1 = raw_bulk(url, f"bench-raw1-{stamp}", payloads[1], 1, raw1)

@@ -165,6 +165,8 @@ def test_site_with_awx_credential_variables_only(
             **NO_LOG_LOAD,
             "flywheel_run_jobs": JOBS,
             "flywheel_run_artifacts_dir": str(tmp_path / "reports"),
+            # an evaluator owned by the NIM Operator (its CR name): the evaluator unit runs too
+            "remediate_evaluator_name": "nemoevaluator",
         }
 
         first = run(tmp_path, "site.yml", env, extra, inventory=str(ROOT / "inventories" / "local"))
@@ -316,6 +318,8 @@ def test_runner_role_only_runs_jobs_and_namespaced_remediations(
             **NO_LOG_LOAD,
             "flywheel_run_jobs": JOBS,
             "flywheel_run_artifacts_dir": str(tmp_path / "reports"),
+            # an evaluator owned by the NIM Operator (its CR name): the evaluator unit runs too
+            "remediate_evaluator_name": "nemoevaluator",
         }
 
         for playbook in ("playbooks/preflight.yml", "playbooks/remediate.yml", "playbooks/flywheel_run.yml"):

@@ -26,6 +26,7 @@ import pytest
 import yaml
 from kubernetes import client
 
+from tests.harness import ROOT
 from tests.integration import cluster_state
 from tests.integration.conftest import api_client, kubeconfig_for
 from tests.integration.flywheel_sim import control
@@ -132,16 +133,25 @@ def nemo_ns(cluster, cluster_kubeconfig):
 
 
 def remediate(kubeconfig, ns, store, tmp_path, label, **kill):
+    """Both remediation stages as site.yml runs them: admission.yml (the /scratch policy) before the charts,
+    remediate.yml after them (the evaluator RBAC of an operator-owned evaluator, the Entity Store)."""
     variables = {
+        "flywheel_prereqs_namespace": ns,
         "remediate_namespace": ns,
         "flywheel_kubeconfig": kubeconfig,
+        "remediate_evaluator_name": "nemoevaluator",
         "remediate_entity_store_url": store.url,
         "remediate_nemo_models": MODELS,
     }
+    stages = tmp_path / "remediation_stages.yml"
+    stages.write_text(
+        "".join(f"- import_playbook: {ROOT / 'playbooks' / name}\n" for name in ("admission.yml", "remediate.yml"))
+    )
     return play(
-        "playbooks/remediate.yml",
+        str(stages),
         variables,
         tmp_path / f"{label}.tasks",
+        inventory="inventories/local",
         env={"K8S_AUTH_KUBECONFIG": kubeconfig},
         **kill,
     )

@@ -32,6 +32,8 @@ def cluster_host(namespace: str, **connection) -> dict:
         "ansible_python_interpreter": sys.executable,
         "remediate_namespace": namespace,
         "remediate_cluster_scoped": False,
+        # an evaluator owned by the NIM Operator (its CR name): the unit that acts on it runs
+        "remediate_evaluator_name": "nemoevaluator",
         **connection,
     }
     return {"flywheel_clusters": {"hosts": {"c1": host}}}

@@ -41,7 +41,11 @@ def test_preflight_passes_reports_and_changes_nothing(vanilla_kubeconfig, vanill
 
 
 def test_without_an_inventory_localhost_is_the_cluster(vanilla_kubeconfig):
-    proc = preflight(vanilla_kubeconfig, {"preflight_min_gpu_nodes": 1}, inventory=None)
+    # without an inventory the charts are NGC's, which this machine cannot reach: the chart and key check
+    # has its own test (test_chart_repository_credentials_are_checked_before_any_change)
+    proc = preflight(
+        vanilla_kubeconfig, {"preflight_min_gpu_nodes": 1, "preflight_check_charts": False}, inventory=None
+    )
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr
     assert "localhost: vanilla (Kubernetes 1.34)" in proc.stdout
 

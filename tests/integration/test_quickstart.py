@@ -80,8 +80,10 @@ def test_readme_quickstart_on_a_fresh_clone(vanilla_kubeconfig, vanilla, tool_en
         "gpu_operator_enabled": False,
         "nim_operator_enabled": False,
         "nemo_platform_enabled": False,
-        "flywheel_prereqs_gateway_enabled": False,
+        "nemo_platform_gateway_enabled": False,
         "flywheel_enabled": False,
+        # a vanilla 1.34 cluster as shipped (no MutatingAdmissionPolicy, no Kyverno) that runs no customization
+        "remediate_scratch_required": False,
         "flywheel_run_api_url": sim.url,
         "flywheel_run_jobs": [{"workload_id": "primary_assistant", "client_id": "aiva-1"}],
         "flywheel_run_wait_timeout": 300,

@@ -183,6 +183,8 @@ def evaluator_cr(ns, endpoint):
             },
             "datastore": {"endpoint": "http://nemodatastore-sample:8000/v1/hf"},
             "entitystore": {"endpoint": endpoint},
+            # NIM Operator v3's CEL rules read spec.expose: a real API server refuses the CR without it
+            "expose": {"service": {"port": 7331}},
         },
     }
 
@@ -467,7 +469,11 @@ def test_openshift_custom_scc_refused_without_cluster_scope_then_given_its_use_r
         client.CoreV1Api(api).create_namespaced_service_account(
             ns, client.V1ServiceAccount(metadata=client.V1ObjectMeta(name="trainer"))
         )
-        grant = {"remediate_namespace": ns, "remediate_scc_grants": [{"service_account": "trainer", "scc": scc_name}]}
+        grant = {
+            "remediate_namespace": ns,
+            "remediate_scc_grants": [{"service_account": "trainer", "scc": scc_name}],
+            "remediate_scratch_required": False,  # OpenShift as shipped: no MutatingAdmissionPolicy, no Kyverno
+        }
         refused = run_role({**grant, "remediate_cluster_scoped": False}, kubeconfig)
         assert not refused.ok and refused.changed == 0
         assert "system:openshift:scc:<name>" in refused.failure_msg() and scc_name in refused.failure_msg()
@@ -501,7 +507,11 @@ def test_openshift_scc_grant_to_a_service_account_that_does_not_exist_fails_loud
     api, ns = fresh_namespace(kubeconfig, "rem-sa")
     try:
         run = run_role(
-            {"remediate_namespace": ns, "remediate_scc_grants": [{"service_account": "elasticsearh", "scc": "anyuid"}]},
+            {
+                "remediate_namespace": ns,
+                "remediate_scc_grants": [{"service_account": "elasticsearh", "scc": "anyuid"}],
+                "remediate_scratch_required": False,
+            },
             kubeconfig,
         )
         assert not run.ok

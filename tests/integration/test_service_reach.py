@@ -10,6 +10,8 @@ in-process (their main()), with the kubernetes.core connection options.
 
 from __future__ import annotations
 
+import json
+
 import time
 import uuid
 
@@ -70,10 +72,15 @@ def scene(vanilla, vanilla_kubeconfig):
     )
     deadline = time.monotonic() + 60
     while True:
-        slices = client.DiscoveryV1Api(vanilla).list_namespaced_endpoint_slice(
-            ns, label_selector="kubernetes.io/service-name=entity-store"
+        # raw JSON: the client's EndpointSlice model refuses a slice with no endpoints yet (endpoints: null)
+        slices = json.loads(
+            client.DiscoveryV1Api(vanilla)
+            .list_namespaced_endpoint_slice(
+                ns, label_selector="kubernetes.io/service-name=entity-store", _preload_content=False
+            )
+            .data
         )
-        if any(e.conditions.ready for s in slices.items for e in s.endpoints or []):
+        if any((e.get("conditions") or {}).get("ready") for s in slices["items"] for e in s.get("endpoints") or []):
             break
         assert time.monotonic() < deadline, "the Service's EndpointSlice never listed a ready Pod"
         time.sleep(0.5)

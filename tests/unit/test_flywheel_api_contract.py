@@ -68,8 +68,8 @@ def substitute(value, ids: dict):
 
 PLACEHOLDERS = {
     "<timestamp>": (lambda v: isinstance(v, str) and bool(TIMESTAMP.match(v)), "a naive millisecond timestamp"),
-    "<float>": (lambda v: type(v) is float and v != 0.0, "a non-zero float"),
-    "<int>": (lambda v: type(v) is int and v != 0, "a non-zero int"),
+    "<float>": (lambda v: isinstance(v, float) and v != 0.0, "a non-zero float"),
+    "<int>": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v != 0, "a non-zero int"),
 }
 
 
@@ -160,7 +160,7 @@ class Replay:
         return json.loads(data) if status == 200 else {"status": "gone", "finished_at": "gone"}
 
     def wait_for(self, workload: str, condition) -> None:
-        for _ in range(MAX_POLLS):
+        for _poll in range(MAX_POLLS):
             if condition(self.job(workload)):
                 return
             self.clock.t += STEP

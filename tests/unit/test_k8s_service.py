@@ -71,7 +71,7 @@ class FakeAPI:
         monkeypatch.setattr(ks.k8s, "CoreV1Api", Core)
         monkeypatch.setattr(ks.k8s, "CustomObjectsApi", Custom)
         monkeypatch.setattr(ks.k8s, "NetworkingV1Api", Networking)
-        monkeypatch.setattr(ks, "backend_pod", lambda api, svc, entry: (_ for _ in ()).throw(ks.ServiceError("no pod")))
+        monkeypatch.setattr(ks, "backend_pod", lambda api, svc, entry: (x for x in ()).throw(ks.ServiceError("no pod")))
 
 
 def route(name, host, tls=False, target_port=None, to=NAME):

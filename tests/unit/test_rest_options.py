@@ -10,10 +10,13 @@ import os
 from unittest import mock
 
 import pytest
+import yaml
 from ansible.module_utils import basic
 from ansible.module_utils.testing import patch_module_args
 
-from ansible_collections.dataflywheel.blueprint.plugins.doc_fragments.rest_api import ModuleDocFragment, fragment
+from ansible_collections.dataflywheel.blueprint.plugins.doc_fragments.rest_api import ModuleDocFragment
+from tests.tools import rest_api_fragment
+from tests.tools.rest_api_fragment import fragment
 from ansible_collections.dataflywheel.blueprint.plugins.module_utils import rest_options as ro
 from ansible_collections.dataflywheel.blueprint.plugins.test.http_url import TestModule as HttpUrlTests
 
@@ -107,9 +110,16 @@ def test_the_doc_fragment_documents_exactly_the_spec(service, primary):
             assert f"E({variable})" in text, f"{name}: {variable} undocumented"
     attribute = "NEMO_DIAGNOSIS" if (service, primary) == ("nemo", False) else service.upper()
     if primary or service == "nemo":
-        assert sorted(json.loads(getattr(ModuleDocFragment, attribute))["options"]) == sorted(
+        assert sorted(yaml.safe_load(getattr(ModuleDocFragment, attribute))["options"]) == sorted(
             [*doc, f"{service}_service"]
         )
+
+
+def test_the_doc_fragment_file_is_what_the_generator_writes():
+    """plugins/doc_fragments/rest_api.py is generated (literal strings, as ansible-test wants): make docs."""
+    assert rest_api_fragment.TARGET.read_text() == rest_api_fragment.render(), "run: make docs"
+    for name, doc in rest_api_fragment.attributes().items():
+        assert yaml.safe_load(getattr(ModuleDocFragment, name)) == doc, name
 
 
 # (module, args that get it to the client, the former option, canonical option, the former variable)

@@ -1,0 +1,243 @@
+"""Writes plugins/doc_fragments/rest_api.py: the doc fragment of every REST service's options, generated
+from the table the modules' argument_spec comes from (plugins/module_utils/rest_options.py), so the two
+cannot drift apart. ansible-test wants literal strings in a doc fragment, hence a generated file.
+
+    python tests/tools/rest_api_fragment.py          (make docs) rewrite the file
+    tests/unit/test_rest_options.py                  fails when the file is not what this writes
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "collections"))
+
+from ansible_collections.dataflywheel.blueprint.plugins.module_utils.rest_options import (  # noqa: E402
+    DEFAULT_RETRIES,
+    SERVICES,
+    aliases,
+    env_names,
+    option_name,
+)
+
+TARGET = ROOT / "plugins" / "doc_fragments" / "rest_api.py"
+
+# What the URL of each service is, in the words of the module that calls it.
+URL_HELP = dict(
+    flywheel="Base URL of the Data Flywheel API, without C(/api).",
+    nemo="Base URL that routes C(/v1/evaluation), C(/v1/customization), C(/v1/deployment) and C(/v1/models) "
+    "to the NeMo services, without C(/v1) (the flywheel's C(nmp_config.nemo_base_url) as the controller "
+    "reaches it, or a gateway Service).",
+    entity_store="Base URL of the NeMo Entity Store.",
+    nim="Base URL of the NIM or the NIM proxy, without C(/v1) (the flywheel's C(nim_base_url)).",
+    es="Base URL of the Elasticsearch (or OpenSearch) that holds the flywheel's log index.",
+)
+
+
+def _env(service, field):
+    names = env_names(service, field)
+    text = "Falls back to E(%s)" % names[0]
+    if len(names) > 1:
+        text += ", then %s (former name%s)" % (", ".join("E(%s)" % n for n in names[1:]), "s"[: len(names) - 2])
+    return text + "."
+
+
+def _option(service, field, description, primary, **extra):
+    opt = dict(description=description, **extra)
+    names = aliases(service, field, primary)
+    if names:
+        opt["aliases"] = names
+    return {option_name(service, field): opt}
+
+
+def fragment(service, primary=True, url_help=None):
+    """The DOCUMENTATION of one service's options, as module_utils.rest_options.service_spec builds them."""
+    title = SERVICES[service]["title"]
+    options = {}
+    options.update(
+        _option(
+            service,
+            "url",
+            [
+                url_help or URL_HELP[service],
+                "For example C(%s), or the Route, Ingress or load balancer address the platform exposes."
+                % SERVICES[service]["example"],
+                _env(service, "url"),
+            ],
+            primary,
+            type="str",
+        )
+    )
+    options.update(
+        _option(
+            service,
+            "token",
+            [
+                "Bearer token sent as C(Authorization) header to %s, for a gateway that adds authentication "
+                "in front of it. Never logged." % title,
+                _env(service, "token"),
+            ],
+            primary,
+            type="str",
+        )
+    )
+    options.update(
+        _option(
+            service,
+            "headers",
+            "Extra HTTP headers for every request to %s (for example a gateway's API-key header)." % title,
+            primary,
+            type="dict",
+            default={},
+        )
+    )
+    ca = option_name(service, "ca_path")
+    options.update(
+        _option(
+            service,
+            "validate_certs",
+            [
+                "Verify the TLS certificate of %s. Leave it on; give O(%s) for a private CA instead." % (title, ca),
+                _env(service, "validate_certs")[:-1]
+                + (
+                    "; unset, it is O(validate_certs) when that is set (its former name), else V(true)."
+                    if primary
+                    else "; unset, it is the setting of the module's main service."
+                ),
+            ],
+            primary,
+            type="bool",
+        )
+    )
+    options.update(
+        _option(
+            service,
+            "ca_path",
+            [
+                "PEM file with the CA certificate(s) that signed the certificate of %s." % title,
+                _env(service, "ca_path"),
+            ],
+            primary,
+            type="path",
+        )
+    )
+    options[option_name(service, "service")] = dict(
+        description=[
+            "The Kubernetes Service that serves %s, used when O(%s) is not set: the module finds what the "
+            "platform exposes for it (an OpenShift Route, an Istio VirtualService host, an Ingress, a LoadBalancer "
+            "address or a NodePort), keeps the first address that answers from the controller and, where none "
+            "does, opens a port-forward to a ready Pod of the Service through the Kubernetes API for as long as "
+            "the module runs." % (title, option_name(service, "url")),
+            "The Kubernetes API is reached with the module's Kubernetes connection options (O(kubeconfig), "
+            "O(context), O(host), ... and the E(K8S_AUTH_*) variables), as kubernetes.core does.",
+            "Through a port-forward the URL is C(127.0.0.1); with O(%s.scheme=https) the certificate must then be "
+            "valid for that address, or its check turned off." % option_name(service, "service"),
+        ],
+        type="dict",
+        suboptions=dict(
+            namespace=dict(description="Namespace of the Service.", type="str", required=True),
+            name=dict(description="Name of the Service.", type="str", required=True),
+            port=dict(
+                description="The Service port, by number or name; may be left out when the Service has one port.",
+                type="raw",
+            ),
+            scheme=dict(
+                description="V(http) or V(https); by default V(https) for port 443 or 8443 or a port named "
+                "C(https*), else V(http). A Route or Ingress with TLS is always V(https).",
+                type="str",
+                choices=["http", "https"],
+            ),
+            path=dict(description="Path prefix added to the URL found, for example C(/v1).", type="str", default=""),
+        ),
+    )
+    if primary:
+        options["request_timeout"] = dict(
+            description="Seconds to wait for one HTTP answer.",
+            type="int",
+            default=SERVICES[service]["request_timeout"],
+        )
+        options["retries"] = dict(
+            description=[
+                "How many times a request is retried after a connection error, a timeout or a 5xx answer, "
+                "with exponential backoff and jitter. Requests that create something are not retried blindly.",
+            ],
+            type="int",
+            default=DEFAULT_RETRIES,
+        )
+    return json.dumps({"options": options}, indent=2, sort_keys=True)
+
+
+NEMO_DIAGNOSIS_URL_HELP = (
+    "Base URL of the NeMo services (the flywheel's C(nmp_config.nemo_base_url) as the controller "
+    "reaches it). When set, every failed evaluation or customization of a finished job that carries an "
+    "C(nmp_uri) is looked up there, and its failure gets the service's own words (the customizer's status "
+    "log line, the evaluator's status message and log tail) plus a hint, in C(error) and C(diagnosis). "
+    "Only the job id is taken from the C(nmp_uri). A NeMo side that cannot be reached leaves the failure "
+    "as it was and warns. M(dataflywheel.blueprint.flywheel_job) with state C(cancelled) or C(absent) also "
+    "cancels there the customizations the job leaves running (the flywheel's own cancel posts to a path "
+    "NeMo answers 404, so training would keep its GPU), and says whether each GPU was released."
+)
+
+WAIT = {
+    "options": {
+        "wait": {
+            "description": ["Wait until the job or deployment reaches the state the module description names."],
+            "type": "bool",
+            "default": False,
+        },
+        "wait_timeout": {
+            "description": ["Seconds to wait at most. On timeout the module fails saying where it got to."],
+            "type": "int",
+            "default": 3600,
+        },
+        "wait_sleep": {
+            "description": ["Longest pause between two polls; polls start 2 s apart and double up to this."],
+            "type": "int",
+            "default": 30,
+        },
+    }
+}
+
+
+def attributes() -> dict[str, dict]:
+    """ModuleDocFragment attribute -> fragment (one per service; NEMO_DIAGNOSIS: NeMo as the flywheel
+    modules' second service; WAIT: the wait options)."""
+    out = {name.upper(): json.loads(fragment(name)) for name in ("flywheel", "nemo", "entity_store", "nim", "es")}
+    out["NEMO_DIAGNOSIS"] = json.loads(fragment("nemo", primary=False, url_help=NEMO_DIAGNOSIS_URL_HELP))
+    out["WAIT"] = WAIT
+    return out
+
+
+def render() -> str:
+    lines = [
+        "# -*- coding: utf-8 -*-",
+        "# Copyright: dataflywheel.blueprint contributors",
+        "# Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)",
+        "# Generated by tests/tools/rest_api_fragment.py from plugins/module_utils/rest_options.py (make docs).",
+        "",
+        "from __future__ import absolute_import, division, print_function",
+        "",
+        "__metaclass__ = type",
+        "",
+        "",
+        "class ModuleDocFragment(object):",
+        "    # extends_documentation_fragment: dataflywheel.blueprint.rest_api.<service> (and .nemo_diagnosis, .wait)",
+    ]
+    for name, doc in attributes().items():
+        text = yaml.safe_dump(doc, sort_keys=True, default_flow_style=False, width=88, allow_unicode=True)
+        assert '"""' not in text and "\\" not in text, name
+        lines.append("")
+        lines.append(f'    {name} = r"""')
+        lines.extend(text.rstrip("\n").splitlines())
+        lines.append('"""')
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    TARGET.write_text(render())
+    print(f"wrote {TARGET.relative_to(ROOT)}")
