@@ -3,7 +3,7 @@
 # Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
 """Filters for the NeMo platform's endpoints, gateway routes and chart values
 (module_utils/nemo_platform.py). Documented in nemo_platform_endpoints.yml,
-nemo_platform_gateway_routes.yml and nemo_platform_chart_values.yml."""
+nemo_platform_gateway_routes.yml, nemo_platform_gateway_resolver.yml and nemo_platform_chart_values.yml."""
 
 from __future__ import absolute_import, division, print_function
 
@@ -31,6 +31,10 @@ def nemo_platform_gateway_routes(endpoints):
     return nemo_platform.gateway_routes(endpoints)
 
 
+def nemo_platform_gateway_resolver(override, services=None):
+    return _wrap("nemo_platform_gateway_resolver", nemo_platform.gateway_resolver, override, services)
+
+
 def nemo_platform_chart_values(subchart, namespace, release, postgresql_image, bitnami_helper_images, **kwargs):
     return _wrap(
         "nemo_platform_chart_values",
@@ -49,5 +53,6 @@ class FilterModule(object):
         return {
             "nemo_platform_endpoints": nemo_platform_endpoints,
             "nemo_platform_gateway_routes": nemo_platform_gateway_routes,
+            "nemo_platform_gateway_resolver": nemo_platform_gateway_resolver,
             "nemo_platform_chart_values": nemo_platform_chart_values,
         }

@@ -19,6 +19,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import re
+
 # subchart -> Service port
 CHART_SERVICES = {
     "entity-store": 8000,
@@ -101,7 +103,8 @@ def endpoints(style, helm_mode, namespace, release, guardrails=False, nims=None,
 
 def gateway_routes(found):
     """Path prefix -> upstream for the NeMo gateway, from endpoints(): the paths the flywheel calls on
-    nemo_base_url and datastore_base_url, and /nim/<model>/ per NIM (operator style)."""
+    nemo_base_url and datastore_base_url, /v1/guardrail when Guardrails are deployed, and /nim/<model>/
+    per NIM (operator style)."""
     routes = []
     for path in ("/v1/namespaces", "/v1/datasets", "/v1/models", "/v1/projects"):
         routes.append({"path": path, "upstream": found["entity_store"]})
@@ -111,9 +114,43 @@ def gateway_routes(found):
     routes.append({"path": "/v1/evaluation", "upstream": found["evaluator"]})
     if found.get("deployment_management"):
         routes.append({"path": "/v1/deployment", "upstream": found["deployment_management"]})
+    if found.get("guardrails"):
+        # NVIDIA's NeMo ingress routes /v1/guardrail; nginx matches string prefixes, so this location also
+        # serves /v1/guardrails/... (the path the field's hand-written gateways used)
+        routes.append({"path": "/v1/guardrail", "upstream": found["guardrails"]})
     for model, target in sorted((found.get("nims") or {}).items()):
         routes.append({"path": "/nim/%s/" % model, "upstream": target + "/", "nim": model})
     return routes
+
+
+_RESOLVER = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?)(:[0-9]{1,5})?$")
+
+
+def gateway_resolver(override, services):
+    """The address of the gateway nginx's `resolver`: `override` (nemo_platform_gateway_resolver) when set,
+    else the ClusterIP of the first DNS Service found (`services`: the Service objects found, in lookup
+    order). nginx resolves a resolver NAME only once, at start, through the pod's own resolver, so the
+    Service's ClusterIP (IPv6 in brackets) is what it gets, never the Service's DNS name."""
+    override = (override or "").strip()
+    if override:
+        if override.count(":") > 1 and not override.startswith("["):  # a bare IPv6 address
+            override = "[%s]" % override
+        if not _RESOLVER.match(override):
+            raise NemoPlatformError(
+                "nemo_platform_gateway_resolver=%r is not an address nginx can use as resolver: give the cluster "
+                "DNS Service's ClusterIP (for example 10.96.0.10 or 172.30.0.10), or leave it empty to discover it"
+                % (override,)
+            )
+        return override
+    for service in services or []:
+        ip = ((service or {}).get("spec") or {}).get("clusterIP") or ""
+        if ip and ip != "None":
+            return "[%s]" % ip if ":" in ip else ip
+    raise NemoPlatformError(
+        "no cluster DNS Service with a ClusterIP among nemo_platform_gateway_dns_services: set "
+        "nemo_platform_gateway_resolver to the address of the cluster's DNS Service (the nameserver in a pod's "
+        "/etc/resolv.conf), or add where the Service is to nemo_platform_gateway_dns_services"
+    )
 
 
 def chart_values(

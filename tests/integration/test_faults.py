@@ -13,6 +13,7 @@ clusters.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -22,6 +23,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+import yaml
 from kubernetes import client
 
 from tests.harness import ROOT
@@ -297,6 +299,54 @@ def test_paused_api_server_runs_complete_with_the_same_end_state(cluster, cluste
             store.shutdown()
             client.CoreV1Api(cluster).delete_namespace(ns)
     assert not failures, "\n\n".join(failures)
+
+
+# A small bound keeps the test cheap: the run stops at its first Kubernetes task.
+HUNG_BOUND = 15
+
+
+@contextlib.contextmanager
+def paused_api_server(profile: str = PROFILE):
+    """This checkout's kube-apiserver frozen with SIGSTOP (it keeps accepting connections, answers nothing: a
+    hung server) for the duration of the block, and resumed (SIGCONT, then answering again) whatever happens."""
+    pid = apiserver_pid(profile)
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        yield pid
+    finally:
+        os.kill(pid, signal.SIGCONT)
+        wait_answers(profile)
+
+
+@pytest.mark.cluster
+def test_hung_api_server_ends_the_run_within_the_bound_naming_the_server_and_the_variable(
+    cluster, cluster_kubeconfig, ansible_playbook, tmp_path
+):
+    """kubernetes.core sets no request timeout: without the plays' task bound (flywheel_k8s_request_timeout) this
+    run would wait forever for the paused server. It must end soon after the bound, naming the server and the
+    variable, without a traceback."""
+    _own_cluster_only()
+    server = yaml.safe_load(Path(cluster_kubeconfig).read_text())["clusters"][0]["cluster"]["server"]
+    variables = {
+        "remediate_namespace": f"flt-h-{uuid.uuid4().hex[:5]}",
+        "flywheel_kubeconfig": cluster_kubeconfig,
+        "remediate_entity_store_url": "http://127.0.0.1:9",
+        "flywheel_k8s_request_timeout": HUNG_BOUND,
+    }
+    with paused_api_server():
+        run = ansible_playbook(
+            "playbooks/remediate.yml",
+            variables,
+            env={"K8S_AUTH_KUBECONFIG": cluster_kubeconfig},
+            marker=tmp_path / "hung.tasks",
+            timeout=HUNG_BOUND + 300,  # the harness's own limit: a hang fails here with the last tasks started
+        )
+    assert run.returncode != 0, run.tail()
+    message = f"got no answer within {HUNG_BOUND} s from the Kubernetes API server {server}"
+    assert message in run.stdout and "raise flywheel_k8s_request_timeout" in run.stdout, run.tail()
+    assert "Traceback (most recent call last)" not in run.stdout, run.tail()
+    # the bound, plus Ansible's start and the rescue (a loaded 2-core machine)
+    assert run.seconds < HUNG_BOUND + 120, f"the run took {run.seconds:.0f}s with a bound of {HUNG_BOUND}s"
 
 
 class StoppedApiServer:

@@ -45,9 +45,14 @@ def test_kubernetes_modules_document_the_awx_credential_variables():
             assert variable in text, f"{name}: {variable}"
 
 
-def test_lookup_plugin_renders_in_ansible_doc():
-    doc = ansible_doc("-t", "lookup", "dataflywheel.blueprint.role_argument_specs")
-    assert doc["dataflywheel.blueprint.role_argument_specs"]["doc"]["options"]["_terms"]["description"]
+@pytest.mark.parametrize(
+    ("kind", "name"),
+    [("lookup", "role_argument_specs"), ("lookup", "k8s_api_server"), ("filter", "nemo_platform_gateway_resolver")],
+)
+def test_plugin_renders_in_ansible_doc(kind, name):
+    doc = ansible_doc("-t", kind, f"dataflywheel.blueprint.{name}")
+    options = doc[f"dataflywheel.blueprint.{name}"]["doc"]["options"]
+    assert options["_terms" if kind == "lookup" else "_input"]["description"]
 
 
 @pytest.mark.parametrize("role", ROLES)

@@ -4,7 +4,9 @@ and chart values the roles build (the cluster tests hold them against upstream's
 from __future__ import annotations
 
 import pytest
+from ansible.errors import AnsibleFilterError
 
+from ansible_collections.dataflywheel.blueprint.plugins.filter.nemo_platform import FilterModule
 from ansible_collections.dataflywheel.blueprint.plugins.module_utils import nemo_platform as npf
 from ansible_collections.dataflywheel.blueprint.plugins.module_utils import nvidia_crs as crs
 
@@ -92,3 +94,65 @@ def test_chart_values_wire_this_release_and_turn_the_bundled_operator_off():
     assert "enabled" not in npf.chart_values(False, "nemo", "nemo", pg, helpers)
     with pytest.raises(npf.NemoPlatformError, match="nemo_platform_postgresql_image"):
         npf.chart_values(False, "nemo", "nemo", {"repository": "x"}, helpers)
+
+
+def _nginx_location(path, routes):
+    """The route nginx picks for a request path: the longest `location` prefix it starts with."""
+    matching = [r for r in routes if path.startswith(r["path"])]
+    return max(matching, key=lambda r: len(r["path"]))["upstream"] if matching else None
+
+
+@pytest.mark.parametrize(
+    ("style", "upstream"),
+    [("helm", "http://data-flywheel-guardrails.fw.svc.cluster.local:7331"),
+     ("operator", "http://nemoguardrail.fw.svc.cluster.local:8000")],
+)  # fmt: skip
+def test_gateway_routes_guardrails_only_when_deployed(style, upstream):
+    on = npf.gateway_routes(npf.endpoints(style, "subchart", "fw", "data-flywheel", guardrails=True))
+    # the API's own paths (NVIDIA's ingress prefix /v1/guardrail) and the plural the field's gateways used
+    for path in ("/v1/guardrail/chat/completions", "/v1/guardrail/configs", "/v1/guardrails/checks"):
+        assert _nginx_location(path, on) == upstream, path
+    assert _nginx_location("/v1/evaluation/jobs", on) != upstream
+    off = npf.gateway_routes(npf.endpoints(style, "subchart", "fw", "data-flywheel", guardrails=False))
+    assert _nginx_location("/v1/guardrail/configs", off) is None
+    assert [r for r in on if r not in off] == [{"path": "/v1/guardrail", "upstream": upstream}]
+
+
+def test_gateway_routes_filter_as_ansible_calls_it():
+    filters = FilterModule().filters()
+    found = filters["nemo_platform_endpoints"]("helm", "standalone", "nemo", "nemo", True)
+    routes = filters["nemo_platform_gateway_routes"](found)
+    assert {"path": "/v1/guardrail", "upstream": "http://nemo-guardrails.nemo.svc.cluster.local:7331"} in routes
+
+
+def _svc(ip):
+    return {"kind": "Service", "spec": {"clusterIP": ip}}
+
+
+@pytest.mark.parametrize(
+    ("override", "services", "address"),
+    [("", [_svc("10.96.0.10")], "10.96.0.10"),
+     ("", [_svc("172.30.0.10")], "172.30.0.10"),  # OpenShift: only openshift-dns/dns-default exists
+     ("", [_svc("None"), _svc("10.96.0.10")], "10.96.0.10"),  # a headless Service cannot be a resolver
+     ("", [_svc("fd00:10:96::a")], "[fd00:10:96::a]"),
+     ("10.0.0.53", [_svc("10.96.0.10")], "10.0.0.53"),
+     (" fd00::a ", [], "[fd00::a]"),
+     ("[fd00::a]:5353", [], "[fd00::a]:5353"),
+     ("dns.example.test:53", [], "dns.example.test:53")],
+)  # fmt: skip
+def test_gateway_resolver_is_the_override_else_the_dns_service_cluster_ip(override, services, address):
+    assert npf.gateway_resolver(override, services) == address
+
+
+@pytest.mark.parametrize(
+    "override", ["10.96.0.10; include /etc/passwd", "a b", "10.96.0.10 valid=1s", "-x", "http://x"]
+)
+def test_gateway_resolver_refuses_what_is_not_an_address_naming_the_variable(override):
+    with pytest.raises(npf.NemoPlatformError, match="nemo_platform_gateway_resolver="):
+        npf.gateway_resolver(override, [_svc("10.96.0.10")])
+
+
+@pytest.mark.parametrize("services", [[], None, [_svc("None")], [{"kind": "Service", "spec": {}}]])
+def test_gateway_resolver_without_a_dns_service_names_both_variables(services):
+    with pytest.raises(AnsibleFilterError, match="nemo_platform_gateway_resolver.*nemo_platform_gateway_dns_services"):
+        FilterModule().filters()["nemo_platform_gateway_resolver"]("", services)

@@ -63,6 +63,7 @@ def test_playbooks_carry_no_cross_role_jinja():
             allowed = {
                 "flywheel_k8s_module_defaults",
                 "flywheel_helm_module_defaults",
+                "flywheel_k8s_task_timeout",
                 "flywheel_clusters",
                 "flywheel_cluster",
                 "preflight_gpu_hosts",
