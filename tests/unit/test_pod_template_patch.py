@@ -168,3 +168,24 @@ def test_documents_it_does_not_patch_pass_through_verbatim_and_block_strings_sta
     docs = by_name(list(yaml.safe_load_all(out)))
     assert template(docs["df-api-deployment"])["metadata"]["annotations"]["script"] == "line one\nline two\n"
     assert docs["df-config"]["data"]["config.yaml"] == "eval_size: 100\nlimit: 1000\n"
+
+
+def test_a_chain_that_names_the_patch_again_ends(tmp_path):
+    """A post-renderer chain whose next step is (a wrapper of) this patch again runs it once more and ends, instead
+    of forking itself until the machine runs out of memory."""
+    wrapper = tmp_path / "post-render"
+    wrapper.write_text(f"#!/bin/sh\nexec {sys.executable} {SCRIPT}\n")
+    wrapper.chmod(0o755)
+    text = yaml.safe_dump_all(manifests())
+    proc = subprocess.run(
+        [str(wrapper)],
+        input=text,
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, DFW_POD_PATCH=json.dumps(PCAI), DFW_POST_RENDER_NEXT=str(wrapper)),
+        timeout=60,
+        check=True,
+    )
+    docs = by_name(list(yaml.safe_load_all(proc.stdout)))
+    assert template(docs["migrate"])["metadata"]["annotations"]["sidecar.istio.io/inject"] == "false"
+    assert len(docs) == len(manifests())
