@@ -24,7 +24,7 @@ import pytest
 from kubernetes import client
 
 from tests.integration import cluster_state
-from tests.integration.automation import awx_credential_env, delete_account, make_account, token
+from tests.integration.automation import CREDENTIAL_ENV, awx_credential_env, delete_account, make_account, token
 from tests.integration.conftest import api_client, kubeconfig_for
 from tests.integration.flywheel_sim import control
 from tests.integration.nemo_sim import seed_job
@@ -45,6 +45,7 @@ MODEL_IDS = [m["name"] for m in MODELS]
 NIM = "meta/llama-3.2-1b-instruct"
 GATED = "meta-llama/Llama-3.2-1B-Instruct"
 PULL_SECRET = "nvcrimagepullsecret"
+UPSTREAM = "nv-nvidia-blueprint-data-flywheel"  # where the chart puts its Secrets by default
 
 
 class Scene:
@@ -357,3 +358,168 @@ def test_nfs_names_unresolvable_on_nodes(scene, ansible_module):
     # the fix is on the nodes (search domain or an FQDN StorageClass); once mounts work the kubelet's event ages out
     core.delete_namespaced_event(event.metadata.name, scene.ns)
     assert ids(scene.doctor(ansible_module)) == []
+
+
+# ---------------------------------------------------------------- the playbook: reused checks, read-only account
+
+
+def playbook_vars(scene, report_dir, **extra):
+    return {
+        "diagnose_namespaces": [scene.ns],
+        "diagnose_flywheel_url": scene.flywheel.url,
+        "diagnose_nemo_url": scene.nemo.url,
+        "diagnose_entity_store_url": scene.store.url,
+        "diagnose_models": MODEL_IDS,
+        "diagnose_embedding_url": scene.embedding.url + "/v1",
+        "diagnose_embedding_api_key": scene.secrets["emb"],
+        "diagnose_hf_models": [GATED],
+        "diagnose_hf_endpoint": scene.hub.url,
+        "diagnose_report_dir": str(report_dir),
+        **extra,
+    }
+
+
+def test_wrong_embedding_dimension_and_gated_model_through_the_playbook(scene, ansible_playbook, tmp_path):
+    """The preflight role's own embedding and Hugging Face checks, run by the role in check-only form: their
+    failure messages are the evidence; then the fixes they name (a 2048-d model; the licence accepted on the
+    Hub, which the simulator grants) and a healthy run."""
+    other = "hf_" + pysecrets.token_hex(16)
+    scene.hub.state.tokens[other] = "someone-else"
+    run = ansible_playbook(
+        "playbooks/diagnose.yml",
+        playbook_vars(
+            scene, tmp_path / "broken", diagnose_embedding_model="nvidia/nv-embedqa-e5-v5", diagnose_hf_token=other
+        ),
+        env={"K8S_AUTH_KUBECONFIG": scene.kubeconfig},
+    )
+    assert run.returncode == 0, run.tail()
+    report = json.loads((tmp_path / "broken" / "diagnosis.json").read_text())
+    assert sorted(ids(report)) == ["embedding-dimension", "hf-gated-model"]
+    emb = only(report, "embedding-dimension")
+    assert "returns 1024-dimensional vectors but the flywheel's Elasticsearch index expects 2048" in emb["evidence"][0]
+    assert (
+        emb["fix"]["role"] == "dataflywheel.blueprint.preflight"
+        and "preflight_embedding_model" in emb["fix"]["variable"]
+    )
+    hf = only(report, "hf-gated-model")
+    assert "403 gated repo" in hf["evidence"][0] and GATED in hf["evidence"][0]
+    assert "accept the licence" in hf["fix"]["manual"]
+    assert "embedding-dimension" in run.stdout and "hf-gated-model" in run.stdout  # the summary in the run
+    assert not scan_text(run.stdout + run.stderr, {"hf": other, "emb": scene.secrets["emb"]}, "output")
+    scene.hub.state.repos[GATED]["granted"].add("someone-else")  # the licence accepted with that account
+    fixed = ansible_playbook(
+        "playbooks/diagnose.yml",
+        playbook_vars(scene, tmp_path / "fixed", diagnose_hf_token=other),
+        env={"K8S_AUTH_KUBECONFIG": scene.kubeconfig},
+    )
+    assert fixed.returncode == 0, fixed.tail()
+    assert ids(json.loads((tmp_path / "fixed" / "diagnosis.json").read_text())) == []
+
+
+@pytest.fixture
+def inspect_account(scene):
+    tag = uuid.uuid4().hex[:6]
+    names = {"data-flywheel": f"dg-df-{tag}", "nemo": scene.ns, "dataflywheel-automation": f"dg-sa-{tag}"}
+    account = make_account(scene.kubeconfig, scene.tool_env, ["inspect.yml", "diagnose.yml"], names)
+    yield account
+    delete_account(scene.kubeconfig, scene.tool_env, account)
+
+
+def test_healthy_scene_read_only_with_the_inspect_account(scene, ansible_playbook, inspect_account, tmp_path):
+    """Must show 2 and 4: the whole playbook with the token of an account bound to rbac/inspect.yml (+ the Secret
+    names of rbac/diagnose.yml) and nothing else: no finding, no write (every object's resourceVersion unchanged),
+    and no secret in the output or the report files."""
+    env = {name: None for name in CREDENTIAL_ENV}
+    env.update(awx_credential_env(scene.kubeconfig, token(scene.api, inspect_account), tmp_path))
+    kinds = [
+        "MutatingAdmissionPolicy",
+        "MutatingAdmissionPolicyBinding",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "Namespace",
+    ]
+    before = cluster_state.snapshot(scene.api, [scene.ns], kinds)
+    run = ansible_playbook(
+        "playbooks/diagnose.yml",
+        playbook_vars(scene, tmp_path / "report", diagnose_hf_token=scene.secrets["hf"]),
+        env=env,
+    )
+    after = cluster_state.snapshot(scene.api, [scene.ns], kinds)
+    assert run.returncode == 0, run.tail()
+    assert "Data Flywheel doctor: healthy, no finding" in run.stdout
+    report = json.loads((tmp_path / "report" / "diagnosis.json").read_text())
+    assert report["healthy"] and report["findings"] == [], report["findings"]
+    assert not [n for n in report["not_checked"] if "Secret names" in n or "answered 403" in n], report["not_checked"]
+    assert cluster_state.diff(before, after) == ""
+    assert "changed=0" in run.stdout
+    assert sorted(p.name for p in (tmp_path / "report").iterdir()) == [
+        "diagnosis.html",
+        "diagnosis.json",
+        "diagnosis.md",
+    ]
+    leaks = scan_text(run.stdout + run.stderr, scene.secrets, "output") + scan_files(
+        [tmp_path / "report"], scene.secrets
+    )
+    assert not leaks, [str(leak) for leak in leaks]
+
+
+# ---------------------------------------------------------------- a deployment this collection did not install
+
+
+def test_plain_helm_install_is_found_and_its_misplaced_secrets_diagnosed(
+    scene, ansible_module, tool_env, fixture_charts
+):
+    """Must show 3: the flywheel chart installed as the upstream guide does (plain `helm install`, its defaults) into
+    another namespace: the doctor finds it without being told where, and reports that the chart's Secrets landed in
+    nv-nvidia-blueprint-data-flywheel while the Deployments look for them in the release namespace; the named fix
+    (the chart's `namespace` value set to the release namespace, as the flywheel role sets it) makes that healthy."""
+    core = client.CoreV1Api(scene.api)
+    ns, release = f"dg-plain-{uuid.uuid4().hex[:6]}", "dfp"
+    created_secret_ns = False
+    try:
+        core.read_namespace(UPSTREAM)
+    except client.ApiException:
+        core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=UPSTREAM)))
+        created_secret_ns = True
+    chart = str(Path(fixture_charts) / "nvidia-blueprint-data-flywheel-0.3.1.tgz")
+
+    def helm(*args):
+        proc = subprocess.run(
+            ["helm", "--kubeconfig", scene.kubeconfig, *args], capture_output=True, text=True, env=tool_env, check=False
+        )
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+
+    try:
+        helm("install", release, chart, "-n", ns, "--create-namespace")
+        report = scene.doctor(
+            ansible_module, namespaces=[], checks=[], flywheel_url=None, nemo_url=None, entity_store_url=None
+        )
+        found = report["discovered"]
+        assert ns in [f["namespace"] for f in found["flywheel"]], found["flywheel"]
+        rel = [r for r in found["helm_releases"] if r["name"] == release and r["namespace"] == ns]
+        assert rel and "nvidia-blueprint-data-flywheel-0.3.1" in rel[0]["charts"], found["helm_releases"]
+        assert UPSTREAM in rel[0]["object_namespaces"]
+        misplaced = [f for f in report["findings"] if f["id"] == "chart-secrets-namespace" and f["where"] == ns]
+        assert misplaced, report["findings"]
+        evidence = " ".join(misplaced[0]["evidence"])
+        assert (
+            f"Deployment {ns}/df-api-deployment: env NVIDIA_API_KEY of container api needs Secret nvidia-api"
+            in evidence
+        )
+        assert f"which is not in namespace {ns} but in {UPSTREAM}" in evidence
+        assert f"landed in {UPSTREAM}" in misplaced[0]["cause"]
+        assert (
+            misplaced[0]["fix"]["role"] == "dataflywheel.blueprint.flywheel"
+            and "--set namespace=" in misplaced[0]["fix"]["manual"]
+        )
+        assert any("Entity Store registration" in n and "entity_store_url" in n for n in report["not_checked"])
+        helm("upgrade", release, chart, "-n", ns, "--reuse-values", "--set", f"namespace={ns}")
+        again = scene.doctor(ansible_module, namespaces=[ns, UPSTREAM], checks=[])
+        assert not [f for f in again["findings"] if f["id"] == "chart-secrets-namespace"], again["findings"]
+    finally:
+        subprocess.run(
+            ["helm", "--kubeconfig", scene.kubeconfig, "uninstall", release, "-n", ns], env=tool_env, check=False
+        )
+        core.delete_namespace(ns)
+        if created_secret_ns:
+            core.delete_namespace(UPSTREAM)
