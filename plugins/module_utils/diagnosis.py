@@ -10,9 +10,10 @@ object, event, log line or API answer it is based on). What needs something the 
 given is reported in `not_checked`, with what to pass. Secrets are never read (Secret *names* only,
 as metadata) and every text that leaves this module goes through `redact()`.
 
-Shared with the remediate role: the scratch-volume and evaluator-secret-delete units' check tasks
-call `flywheel_diagnose` with `checks: [<id>]`; the job failures are read with the flywheel and NeMo
-modules' own diagnosis (flywheel_summary.summarize, nemo_jobs.enrich_summary/needle_for).
+Shared with the remediate role: its evaluator-secret-delete unit checks its effect with
+`flywheel_diagnose` (`checks: [evaluator-secret-delete]`); the doctor runs the preflight's and the remediate
+role's own check task files (role diagnose); failed job parts are read with the flywheel and NeMo modules'
+own diagnosis (flywheel_summary.summarize, nemo_jobs.enrich_summary/needle_for).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -223,6 +224,9 @@ NEEDLE_IDS = {
     "/v1/models/": "entity-store-404",
     "out of memory": "training-out-of-memory",
 }
+
+# the checks that read the platform facts (platform_info's discovery)
+PLATFORM_CHECKS = ("discovery", "scratch-volume", "model-pvc-ownership")
 
 # what only a customization's failure can mean
 CUSTOMIZER_IDS = (
@@ -559,9 +563,16 @@ def rbac_allows(scene, namespace, account, verb, resource, group=""):
 
 
 def evaluators(scene):
-    """(namespace, name, service account) of each NeMo evaluator: NemoEvaluator CRs (the operator names the
-    ServiceAccount after the CR)."""
-    return [(_ns(cr), _name(cr), _name(cr)) for cr in (scene.get("crs") or {}).get("NemoEvaluator") or []]
+    """(namespace, name, service account) of each NeMo evaluator: those given (the remediate role's unit check
+    names its own), and the NemoEvaluator CRs (the operator names the ServiceAccount after the CR)."""
+    out = [
+        (e["namespace"], e.get("name") or e["service_account"], e["service_account"])
+        for e in scene.get("evaluators") or []
+    ]
+    for cr in (scene.get("crs") or {}).get("NemoEvaluator") or []:
+        if not any(o[0] == _ns(cr) and o[2] == _name(cr) for o in out):
+            out.append((_ns(cr), _name(cr), _name(cr)))
+    return out
 
 
 def check_evaluator_secret_delete(scene):
@@ -663,7 +674,7 @@ def nemo_namespaces(scene):
             ENTITY_HANDLER in ((_meta(p).get("labels") or {}).get("job-name") or "") for p in kinds.get("pods") or []
         ):
             names.add(ns)
-    return sorted(n for n in names if n)
+    return sorted(n for n in names if n and n in (scene.get("objects") or {}))  # only the namespaces read
 
 
 def scratch_policy(scene, namespace):
@@ -1033,7 +1044,8 @@ def _served(api, group):
 
 
 def read_secret_names(api, namespace):
-    """Names of the Secrets in the namespace, as PartialObjectMetadata: the values never leave the API server."""
+    """The Secrets of the namespace as PartialObjectMetadata (the values never leave the API server), reduced to
+    what _secret_meta keeps."""
     data = api.call_api(
         "/api/v1/namespaces/%s/secrets" % namespace,
         "GET",
@@ -1042,7 +1054,18 @@ def read_secret_names(api, namespace):
         auth_settings=["BearerToken"],
         _return_http_data_only=True,
     )
-    return sorted(i["metadata"]["name"] for i in data.get("items") or [])
+    return [_secret_meta(i.get("metadata") or {}) for i in data.get("items") or []]
+
+
+def _secret_meta(meta):
+    """What the doctor keeps of a Secret: name, namespace, labels and helm's ownership annotations. Nothing else:
+    kubectl's last-applied-configuration annotation would carry the values."""
+    return dict(
+        name=meta.get("name"),
+        namespace=meta.get("namespace"),
+        labels=dict(meta.get("labels") or {}),
+        annotations=dict((k, v) for k, v in (meta.get("annotations") or {}).items() if k.startswith("meta.helm.sh/")),
+    )
 
 
 def find_namespaces(api, crs, wanted=None):
@@ -1104,7 +1127,9 @@ def gather(api, namespaces=None, platform_facts=None, log_lines=200):  # noqa: P
                     "%s in %s: the API answered %s %s (rbac/inspect.yml grants it)" % (key, ns, exc.status, exc.reason)
                 )
         try:
-            scene["secrets"][ns] = read_secret_names(api, ns)
+            metas = read_secret_names(api, ns)
+            scene["secrets"][ns] = sorted(m["name"] for m in metas)
+            kinds["secrets"] = [dict(metadata=m) for m in metas]
         except ApiException as exc:
             scene["secrets"][ns] = None
             scene["not_checked"].append(
@@ -1247,7 +1272,9 @@ def run_module(module):  # noqa: PLR0912 - one branch per optional service
     checks = p["checks"] or list(CHECKS)
 
     def read(api):
-        facts = platform.classify(platform.gather(api), force=p["platform"])
+        facts = None
+        if set(checks) & set(PLATFORM_CHECKS):
+            facts = platform.classify(platform.gather(api), force=p["platform"])
         return gather(api, p["namespaces"], facts)
 
     scene = call_api(
@@ -1257,6 +1284,7 @@ def run_module(module):  # noqa: PLR0912 - one branch per optional service
         expected=(platform.PlatformError,),
     )
     scene["models"] = list(p["models"])
+    scene["evaluators"] = list(p["evaluators"])
     scene["not_checked"].extend(p["not_checked"])
     if "entity-store-404" in checks:
         models = nim_models(scene)

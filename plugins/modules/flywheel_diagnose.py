@@ -54,6 +54,25 @@ options:
     type: list
     elements: str
     default: []
+  evaluators:
+    description:
+      - Evaluator ServiceAccounts to check besides those of the NemoEvaluator custom resources (the remediate
+        role's evaluator-secret-delete unit names its own).
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      namespace:
+        description: Namespace of the evaluator.
+        type: str
+        required: true
+      service_account:
+        description: Its ServiceAccount.
+        type: str
+        required: true
+      name:
+        description: The evaluator's name, for the report (default the ServiceAccount).
+        type: str
   external_findings:
     description:
       - Findings of checks the playbook ran itself (a unit's or the preflight's own check task), as
@@ -105,11 +124,12 @@ EXAMPLES = r"""
   ansible.builtin.debug:
     msg: "{{ doctor.summary }}"
 
-- name: Only the scratch-volume check in one namespace (what the remediate role's unit check runs)
+- name: Only the evaluator RBAC check, failing on a finding (what the remediate role's unit check runs)
   dataflywheel.blueprint.flywheel_diagnose:
     namespaces: [nemo]
-    checks: [scratch-volume]
-  register: scratch
+    checks: [evaluator-secret-delete]
+    evaluators: [{namespace: nemo, service_account: nemoevaluator-sample}]
+    fail_on_findings: error
 """
 
 RETURN = r"""
@@ -161,6 +181,16 @@ def main():
         namespaces=dict(type="list", elements="str", default=[]),
         checks=dict(type="list", elements="str", default=[], choices=list(diagnosis.CHECKS)),
         models=dict(type="list", elements="str", default=[]),
+        evaluators=dict(
+            type="list",
+            elements="dict",
+            default=[],
+            options=dict(
+                namespace=dict(type="str", required=True),
+                service_account=dict(type="str", required=True),
+                name=dict(type="str"),
+            ),
+        ),
         external_findings=dict(type="list", elements="dict", default=[]),
         not_checked=dict(type="list", elements="str", default=[]),
         redact=dict(type="list", elements="str", default=[], no_log=True),

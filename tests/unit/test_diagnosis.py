@@ -272,3 +272,18 @@ def test_role_and_module_offer_the_same_checks():
         ).group(1)
     )
     assert doc["options"]["checks"]["choices"] == list(dg.CHECKS)
+
+
+def test_secret_metadata_keeps_no_value():
+    """kubectl apply stores a Secret's data in its last-applied annotation: the doctor drops every annotation but
+    helm's ownership ones."""
+    meta = {
+        "name": "nvidia-api",
+        "namespace": "nv-nvidia-blueprint-data-flywheel",
+        "annotations": {
+            "kubectl.kubernetes.io/last-applied-configuration": '{"data": {"NVIDIA_API_KEY": "bnZhcGktc2VjcmV0"}}',
+            "meta.helm.sh/release-name": "dfp",
+        },
+    }
+    kept = dg._secret_meta(meta)
+    assert kept["annotations"] == {"meta.helm.sh/release-name": "dfp"} and "bnZhcGktc2VjcmV0" not in json.dumps(kept)
