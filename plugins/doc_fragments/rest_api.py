@@ -580,8 +580,6 @@ options:
         type: str
     type: dict
   entity_store_token:
-    aliases:
-    - api_token
     description:
     - Bearer token sent as C(Authorization) header to the NeMo Entity Store, for a gateway
       that adds authentication in front of it. Never logged.

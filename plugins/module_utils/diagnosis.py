@@ -457,7 +457,7 @@ def check_chart_secrets_namespace(scene):
                     % (where, how, ref, ns, " but in %s" % ", ".join(elsewhere) if elsewhere else "")
                 )
         if evidence:
-            landed = [n for n in (scene.get("secrets") or {}) if n != ns and (scene["secrets"].get(n) or [])]
+            landed = [n for n in (scene.get("secrets") or {}) if n != ns and scene["secrets"].get(n)]
             detail = ""
             if UPSTREAM_SECRET_NAMESPACE in landed:
                 detail = "Here they landed in %s." % UPSTREAM_SECRET_NAMESPACE
