@@ -66,6 +66,13 @@ demo: venv binaries search-engine ## bring up the local cluster and simulators, 
 	$(PY) tests/tools/report_summary.py reports && \
 	echo "demo: report in $(CURDIR)/reports/local-cluster/report.html ($$(( $$(date +%s) - started )) s)"
 
+.PHONY: diagnose
+diagnose: venv ## the read-only doctor against the local cluster of PROFILE (run make demo first); report in reports/
+	eval "$$($(PY) tests/sim/cluster.py env --profile $(PROFILE))" && \
+	eval "$$($(PY) tests/sim/services.py up)" && \
+	$(BIN)/ansible-playbook -i inventories/local playbooks/diagnose.yml $(DIAGNOSE_ARGS) && \
+	echo "diagnose: report in $(CURDIR)/reports/local-cluster/diagnosis.html"
+
 # ---------------------------------------------------------------- AWX execution environment
 .PHONY: ee-context
 ee-context: venv ## execution environment build context in .cache/ee/context (what `ansible-builder build` builds)

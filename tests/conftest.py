@@ -45,6 +45,7 @@ WEIGHTS = {
     "tests/integration/test_bad_inputs.py": 150,
     "tests/integration/test_tls_private_ca.py": 150,
     "tests/integration/test_flywheel_run_role.py": 150,
+    "tests/integration/test_diagnose.py": 90,
 }
 DEFAULT_WEIGHT = 30
 _PROFILE_NAME = re.compile(r"""["'](openshift|pcai|nutanix)["']""")

@@ -530,6 +530,79 @@ options:
     type: bool
 """
 
+    ENTITY_STORE_DIAGNOSIS = r"""
+options:
+  entity_store_ca_path:
+    description:
+    - PEM file with the CA certificate(s) that signed the certificate of the NeMo Entity Store.
+    - Falls back to E(DFW_ENTITY_STORE_CA_PATH), then E(NEMO_ENTITY_STORE_CA_PATH) (former
+      name).
+    type: path
+  entity_store_headers:
+    default: {}
+    description: Extra HTTP headers for every request to the NeMo Entity Store (for example
+      a gateway's API-key header).
+    type: dict
+  entity_store_service:
+    description:
+    - 'The Kubernetes Service that serves the NeMo Entity Store, used when O(entity_store_url)
+      is not set: the module finds what the platform exposes for it (an OpenShift Route, an
+      Istio VirtualService host, an Ingress, a LoadBalancer address or a NodePort), keeps
+      the first address that answers from the controller and, where none does, opens a port-forward
+      to a ready Pod of the Service through the Kubernetes API for as long as the module runs.'
+    - The Kubernetes API is reached with the module's Kubernetes connection options (O(kubeconfig),
+      O(context), O(host), ... and the E(K8S_AUTH_*) variables), as kubernetes.core does.
+    - Through a port-forward the URL is C(127.0.0.1); with O(entity_store_service.scheme=https)
+      the certificate must then be valid for that address, or its check turned off.
+    suboptions:
+      name:
+        description: Name of the Service.
+        required: true
+        type: str
+      namespace:
+        description: Namespace of the Service.
+        required: true
+        type: str
+      path:
+        default: ''
+        description: Path prefix added to the URL found, for example C(/v1).
+        type: str
+      port:
+        description: The Service port, by number or name; may be left out when the Service
+          has one port.
+        type: raw
+      scheme:
+        choices:
+        - http
+        - https
+        description: V(http) or V(https); by default V(https) for port 443 or 8443 or a port
+          named C(https*), else V(http). A Route or Ingress with TLS is always V(https).
+        type: str
+    type: dict
+  entity_store_token:
+    description:
+    - Bearer token sent as C(Authorization) header to the NeMo Entity Store, for a gateway
+      that adds authentication in front of it. Never logged.
+    - Falls back to E(DFW_ENTITY_STORE_TOKEN), then E(NEMO_ENTITY_STORE_TOKEN) (former name).
+    type: str
+  entity_store_url:
+    description:
+    - Base URL of the NeMo Entity Store as the controller reaches it. When set, the doctor
+      asks it for every model the NIMServices serve (and the models given), as the evaluator
+      does (C(GET /v1/models/<namespace>/<name>)); unset, that check is reported as not run.
+    - For example C(http://nemo-entity-store.nemo.svc:8000), or the Route, Ingress or load
+      balancer address the platform exposes.
+    - Falls back to E(DFW_ENTITY_STORE_URL), then E(NEMO_ENTITY_STORE_URL) (former name).
+    type: str
+  entity_store_validate_certs:
+    description:
+    - Verify the TLS certificate of the NeMo Entity Store. Leave it on; give O(entity_store_ca_path)
+      for a private CA instead.
+    - Falls back to E(DFW_ENTITY_STORE_VALIDATE_CERTS); unset, it is the setting of the module's
+      main service.
+    type: bool
+"""
+
     WAIT = r"""
 options:
   wait:

@@ -94,12 +94,18 @@ def parse_nmp_uri(uri):
     return match.group("base"), match.group("kind"), match.group("id")
 
 
-def hint_for(*texts):
+def needle_for(*texts):
+    """The first HINTS needle found in the texts (the doctor files a failure under it), or None."""
     joined = " ".join(str(t) for t in texts if t)
-    for needle, hint in HINTS:
+    for needle, _hint in HINTS:
         if needle in joined:
-            return hint
+            return needle
     return None
+
+
+def hint_for(*texts):
+    needle = needle_for(*texts)
+    return dict(HINTS)[needle] if needle else None
 
 
 def log_line(entry):

@@ -106,6 +106,8 @@ def aliases(service, field, primary):
     """The option's earlier names; `ca_path` (and the legacy `validate_certs`) only on the primary
     service, the one the module mainly talks to (a module has one of each)."""
     names = list(SERVICES[service]["aliases"].get(field, []))
+    if not primary:  # the generic former names (api_token, api_url, ...) belong to the module's main service
+        names = [n for n in names if not n.startswith("api_")]
     if primary and field == "ca_path":
         names.append("ca_path")
     return names

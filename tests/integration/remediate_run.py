@@ -56,7 +56,7 @@ def _playbook(tmp_dir, role, entry_points):
         f"        tasks_from: {entry}\n"
         for entry in entry_points
     )
-    path = Path(tmp_dir) / f"{role}-{'-'.join(entry_points)}-{uuid.uuid4().hex[:6]}.yml"
+    path = Path(tmp_dir) / f"{role}-{'-'.join(entry_points).replace('/', '-')}-{uuid.uuid4().hex[:6]}.yml"
     path.write_text(
         "- hosts: localhost\n  connection: local\n  gather_facts: false\n"
         f"  vars_files: [{CONNECTION}]\n"

@@ -183,6 +183,12 @@ NEMO_DIAGNOSIS_URL_HELP = (
     "NeMo answers 404, so training would keep its GPU), and says whether each GPU was released."
 )
 
+ENTITY_STORE_DIAGNOSIS_URL_HELP = (
+    "Base URL of the NeMo Entity Store as the controller reaches it. When set, the doctor asks it for every "
+    "model the NIMServices serve (and the models given), as the evaluator does (C(GET /v1/models/<namespace>/<name>)); "
+    "unset, that check is reported as not run."
+)
+
 WAIT = {
     "options": {
         "wait": {
@@ -206,9 +212,12 @@ WAIT = {
 
 def attributes() -> dict[str, dict]:
     """ModuleDocFragment attribute -> fragment (one per service; NEMO_DIAGNOSIS: NeMo as the flywheel
-    modules' second service; WAIT: the wait options)."""
+    modules' second service; ENTITY_STORE_DIAGNOSIS: the Entity Store as the doctor's third; WAIT: the wait options)."""
     out = {name.upper(): json.loads(fragment(name)) for name in ("flywheel", "nemo", "entity_store", "nim", "es")}
     out["NEMO_DIAGNOSIS"] = json.loads(fragment("nemo", primary=False, url_help=NEMO_DIAGNOSIS_URL_HELP))
+    out["ENTITY_STORE_DIAGNOSIS"] = json.loads(
+        fragment("entity_store", primary=False, url_help=ENTITY_STORE_DIAGNOSIS_URL_HELP)
+    )
     out["WAIT"] = WAIT
     return out
 
