@@ -53,10 +53,12 @@ class Contract:
 def _table_after(text: str, label: str) -> list[list[str]] | None:
     """Rows (cells stripped) of the Markdown table that follows the paragraph starting with `label`, or None when
     that paragraph has no table (e.g. "Exports: none")."""
-    match = re.search(rf"^{label}\b[^\n]*\n", text, re.M)
+    match = re.search(rf"^{label}\b", text, re.M)
     if not match:
         raise AssertionError(f"no paragraph starting with {label!r}")
-    rest = text[match.end() :].lstrip("\n")
+    # the paragraph may wrap over several lines; the table follows it after a blank line (or at once)
+    paragraph = re.compile(r"(?:[^|\n][^\n]*\n)+").match(text, match.start())
+    rest = text[paragraph.end() if paragraph else match.start() :].lstrip("\n")
     if not rest.startswith("|"):
         return None
     rows = []

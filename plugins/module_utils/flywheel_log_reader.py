@@ -124,9 +124,14 @@ def format_errors(errors, source, limit=10):
     )
 
 
+# The lines a forked checker reads: set before the fork, so each worker gets only (start, end) and
+# nothing but its results goes through a pipe.
+_FORKED_LINES = []
+
+
 def _prepare_chunk(task):
-    lines, workload_id, client_id, label = task
-    return prepare(parse(lines), workload_id, client_id, None, label)
+    start, end, workload_id, client_id, label = task
+    return prepare(parse(_FORKED_LINES[start:end]), workload_id, client_id, None, label)
 
 
 def prepare_file(path, workload_id=None, client_id=None, max_records=None, processes=2):
@@ -138,12 +143,15 @@ def prepare_file(path, workload_id=None, client_id=None, max_records=None, proce
     if processes < 2 or len(lines) < PARALLEL_FROM or multiprocessing is None:
         return prepare(parse(lines), workload_id, client_id, None, "line")
     size = -(-len(lines) // processes)
-    tasks = [(lines[i : i + size], workload_id, client_id, "line") for i in range(0, len(lines), size)]
+    tasks = [(i, i + size, workload_id, client_id, "line") for i in range(0, len(lines), size)]
+    _FORKED_LINES[:] = lines
     try:
         with multiprocessing.get_context("fork").Pool(processes) as pool:
             parts = pool.map(_prepare_chunk, tasks)
     except (OSError, ValueError, ImportError):  # no fork here (or no /dev/shm): one process does it
         return prepare(parse(lines), workload_id, client_id, None, "line")
+    finally:
+        del _FORKED_LINES[:]
     docs, errors, seen = [], [], set()
     for part_docs, part_errors in parts:
         errors.extend(part_errors)

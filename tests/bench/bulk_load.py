@@ -14,8 +14,9 @@ the same records (tests/sim/sample_logs.py), measured side by side in one run:
     the engine can ingest; the better of the two is the ceiling.
 Each line gives wall seconds, records/s and the CPU seconds spent by the client (this process) and
 by the engine (its /proc counters): on a shared machine the CPU figures are the steadier ones.
-The load average is printed first. Exits non-zero when bulk is less than 10x faster (wall) than one
-request per record.
+The load average is printed first, and the bulk path's share of the ceiling's rate, end to end and
+counting the sending alone, against the target of 70%. Exits non-zero when bulk is less than 10x
+faster (wall) than one request per record.
 
     .venv/bin/python tests/bench/bulk_load.py [--records 10000] [--batch-size 500]
 """
@@ -104,9 +105,15 @@ def bulk_load(url: str, index: str, path: Path, args, meter: Meter) -> dict:
         assert not errors, errors[:3]
         checked = time.perf_counter()
         created = client.create_index(index)
+        indexed = time.perf_counter()
         loader = BulkLoader(client, index, args.batch_size, args.batch_bytes, args.parallel, args.compress)
         stats = loader.load(docs, index_is_new=created)
-    stats.update(validation=checked - started, requests=client.requests_made, count=client.count(index))
+    stats.update(
+        validation=checked - started,
+        index_creation=indexed - checked,
+        requests=client.requests_made,
+        count=client.count(index),
+    )
     return stats
 
 
@@ -200,12 +207,13 @@ def main() -> None:
         assert counts == (args.records,) * 4, counts
         assert again["created"] == 0 and again["existing"] == args.records
         ceiling = min(raw1, raw2, key=lambda m: m.wall)
-        sending = bulk.wall - loaded["validation"]
+        sending = bulk.wall - loaded["validation"] - loaded["index_creation"]
         print(line("one request per record", args.records, one, f", {single['requests']} requests"))
         print(line("bulk (the module's path)", args.records, bulk, f", {loaded['requests']} requests"))
         print(
             f"  of which reading + checking {loaded['validation']:.2f} s "
-            f"({loaded['validation'] / args.records * 1e6:.0f} us per record), sending {sending:.2f} s"
+            f"({loaded['validation'] / args.records * 1e6:.0f} us per record), creating the index "
+            f"{loaded['index_creation']:.2f} s, sending {sending:.2f} s"
         )
         print(line("ceiling: raw _bulk, 1 connection", args.records, raw1))
         print(line("ceiling: raw _bulk, 2 connections", args.records, raw2))
@@ -215,9 +223,15 @@ def main() -> None:
         print(
             f"bulk vs one request per record: {ratio:.1f}x faster (wall), {cpu_ratio:.1f}x less CPU (client + engine)"
         )
+        end_to_end, sending_only = ceiling.wall / bulk.wall, ceiling.wall / sending
         print(
-            f"bulk vs the engine's ceiling: {100 * ceiling.wall / bulk.wall:.0f}% of the raw rate end to end, "
-            f"{100 * ceiling.wall / sending:.0f}% counting the sending alone"
+            f"bulk vs the engine's ceiling: {100 * end_to_end:.0f}% of the raw rate end to end, "
+            f"{100 * sending_only:.0f}% counting the sending alone"
+        )
+        print(
+            f"ceiling target (bulk at least 70% of the engine's rate): end to end "
+            f"{'met' if end_to_end >= 0.7 else 'NOT met'}, sending alone {'met' if sending_only >= 0.7 else 'NOT met'} "
+            f"(every record is read and checked before the first is sent: bad input writes nothing)"
         )
         verdict = "meets" if ratio >= 10 else "MISSES"
         print(f"ratio: bulk is {ratio:.1f}x faster ({verdict} the target of 10x)")

@@ -3,6 +3,7 @@ named workloads, and a digest of exactly the Secrets each Pod reads (run as helm
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import json
 import os
@@ -189,3 +190,40 @@ def test_a_chain_that_names_the_patch_again_ends(tmp_path):
     docs = by_name(list(yaml.safe_load_all(proc.stdout)))
     assert template(docs["migrate"])["metadata"]["annotations"]["sidecar.istio.io/inject"] == "false"
     assert len(docs) == len(manifests())
+
+
+def test_the_roles_post_renderers_chain_patch_then_df_config_check(tmp_path):
+    """What helm runs for the flywheel release: cluster_common's files/post-render (the patch), then the flywheel
+    role's files/post-render (df-config check and stamp), each wrapper running the Python named in the environment;
+    a df-config that differs from the expected one fails with the report written, nothing on stdout."""
+    config = {
+        "kind": "ConfigMap",
+        "apiVersion": "v1",
+        "metadata": {"name": "df-config"},
+        "data": {"config.yaml": "a: 1\n"},
+    }
+    api = deployment("df-api-deployment")
+    api["spec"]["template"]["spec"]["volumes"] = [{"name": "c", "configMap": {"name": "df-config"}}]
+    text = yaml.safe_dump_all([config, api])
+    report = tmp_path / "mismatch.txt"
+    env = dict(
+        os.environ,
+        DFW_POST_RENDER_PYTHON=sys.executable,
+        DFW_POD_PATCH=json.dumps(PCAI),
+        DFW_POST_RENDER_NEXT=str(ROOT / "roles" / "flywheel" / "files" / "post-render"),
+        DFW_DF_CONFIG_REPORT=str(report),
+    )
+    wrapper = ROOT / "roles" / "cluster_common" / "files" / "post-render"
+    run = functools.partial(subprocess.run, [str(wrapper)], input=text, capture_output=True, text=True, timeout=60)
+    good = run(env=dict(env, DFW_DF_CONFIG_EXPECTED='{"a": 1}'))
+    assert good.returncode == 0, good.stderr
+    docs = by_name(list(yaml.safe_load_all(good.stdout)))
+    annotations = template(docs["df-api-deployment"])["metadata"]["annotations"]
+    assert (
+        "dataflywheel.blueprint/config-sha256" in annotations
+        and "hpe-ezua/app" in template(docs["df-api-deployment"])["metadata"]["labels"]
+    )
+    assert not report.exists()
+    bad = run(env=dict(env, DFW_DF_CONFIG_EXPECTED='{"a": 2}'))
+    assert bad.returncode != 0 and bad.stdout == ""
+    assert report.read_text() == "a: rendered 1, variables 2\n"

@@ -4,6 +4,7 @@
 """helm post-renderer of the flywheel chart: checks the rendered df-config and stamps its checksum.
 
     df_config_stamp.py --expect EXPECTED.json --report MISMATCH.txt   (manifests on stdin, out on stdout)
+    DFW_DF_CONFIG_EXPECTED='<json>' DFW_DF_CONFIG_REPORT=MISMATCH.txt df_config_stamp.py   (as the role runs it)
 
 1. df-config's config.yaml, as helm rendered it (the chart's default `config` merged under the role's
    values), must equal EXPECTED (what the role's variables say, nulls dropped); otherwise the
@@ -18,6 +19,7 @@ Manifests pass through stdin and stdout only; nothing of them is written anywher
 import argparse
 import hashlib
 import json
+import os
 import sys
 
 import yaml
@@ -61,9 +63,11 @@ def mounts_df_config(doc):
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--expect", required=True)
-    parser.add_argument("--report", required=True)
+    parser.add_argument("--expect", help="file of the expected df-config (default: $DFW_DF_CONFIG_EXPECTED, JSON)")
+    parser.add_argument("--report", default=os.environ.get("DFW_DF_CONFIG_REPORT"))
     args = parser.parse_args()
+    if not args.report or not (args.expect or "DFW_DF_CONFIG_EXPECTED" in os.environ):
+        parser.error("needs --expect and --report, or DFW_DF_CONFIG_EXPECTED and DFW_DF_CONFIG_REPORT")
     docs = [d for d in yaml.safe_load_all(sys.stdin) if d]
     configs = [d for d in docs if d.get("kind") == "ConfigMap" and d["metadata"].get("name") == "df-config"]
     if len(configs) != 1:
@@ -72,8 +76,11 @@ def main():
             report.write(message + "\n")
         sys.exit("df_config_stamp: " + message)
     text = configs[0]["data"]["config.yaml"]
-    with open(args.expect) as handle:
-        expected = json.load(handle)
+    if args.expect:
+        with open(args.expect) as handle:
+            expected = json.load(handle)
+    else:
+        expected = json.loads(os.environ["DFW_DF_CONFIG_EXPECTED"])
     found = differences(yaml.safe_load(text), expected)
     if found:
         with open(args.report, "w") as report:
