@@ -19,7 +19,9 @@ Must show (issue 15, 1): one run converges, the rerun reports changed=0, no Pod 
 ReplicaSet per Deployment, one revision per StatefulSet), every Pod was admitted at creation as the platform
 requires: on OpenShift under the SCC granted to its ServiceAccount before the charts (the emulated admission's
 decision, or the `openshift.io/scc` annotation on a real cluster), on PCAI with the sidecar and the mesh
-metadata in the injected namespace, and no controller was ever refused a Pod (no FailedCreate event).
+metadata in the injected namespace, and no controller was ever refused a Pod (no FailedCreate event). With the
+shipped default remediate_scratch_required (true) the same bare OpenShift cluster is refused naming the options,
+before any stage created anything.
 
 Must show (issue 17, 4): the test-only callback dfw_facts (tests/integration/callback_plugins) records which role
 set which facts in these runs; every export in a role README's contract (tests/role_contracts.py) is set by that
@@ -132,13 +134,13 @@ class Site:
         return by_role, ran
 
 
-def prepare(profile: str, charts: str, tool_env: dict, tmp: Path) -> Site:
+def prepare(profile: str, charts: str, tool_env: dict, tmp: Path, *, clean: bool = True) -> Site:
     kubeconfig = kubeconfig_for(profile)
     api = config.new_client_from_config(config_file=kubeconfig)
     custom = client.CustomObjectsApi(api)
-    if profile == "openshift":
+    if clean and profile == "openshift":
         forget_operators(custom)
-    else:
+    elif clean:
         # the GPU Operator chart's cluster-scoped ClusterPolicy: one another test's release may have left
         try:
             custom.delete_cluster_custom_object("nvidia.com", "v1", "clusterpolicies", "cluster-policy")
@@ -366,6 +368,31 @@ def test_pcai_pods_in_the_injected_namespace_got_the_sidecar_and_mesh_metadata_a
             missing[name] = {"sidecar": sidecar, **wanted}
     assert len([n for n in pods if n.split("/")[0] in injected]) >= 10, sorted(pods)
     assert missing == {}
+
+
+def test_a_cluster_without_a_scratch_mechanism_is_refused_before_anything_is_created(
+    sites, tool_env, fixture_charts, tmp_path
+):
+    """OpenShift as shipped serves neither MutatingAdmissionPolicy nor Kyverno. With the shipped inventory's
+    default (remediate_scratch_required true) site.yml stops naming the options, and the bare cluster stays bare:
+    the remediate checks run before flywheel_prereqs creates the namespaces (playbooks/admission.yml)."""
+    site = prepare(
+        "openshift", fixture_charts, tool_env, tmp_path, clean=False
+    )  # the scene above keeps its OLM objects
+    run = run_playbook(
+        "site.yml",
+        {**site.extra_vars, "remediate_scratch_required": True, "flywheel_run_api_url": "http://127.0.0.1:9"},
+        inventory=ROOT / "inventories" / "openshift",
+        env=site.env,
+        timeout=600,
+    )
+    text = re.sub(r"\s+", " ", run.output)
+    assert run.returncode != 0 and "no MutatingAdmissionPolicy API" in text, run.tail()
+    for option in ("install Kyverno", "remediate_scratch_required=false", "Nothing was changed"):
+        assert option in text, run.tail()
+    assert run.recap(site.host)["changed"] == 0, run.tail()
+    existing = {ns.metadata.name for ns in client.CoreV1Api(site.api).list_namespace().items}
+    assert set(site.namespaces) & existing == set()
 
 
 def documented_exports() -> dict[str, dict[str, str]]:
