@@ -1,6 +1,7 @@
 """The role contracts as the role READMEs declare them (section "## Contract"), and what the role files
 really read, so the docs and the code cannot drift apart: tests/unit/test_role_contracts.py compares
-the two (that a real run sets every documented export is not tested yet).
+the two, and tests/integration/test_site_converges.py checks that real runs on the local clusters set every
+documented export (the dfw_facts callback records which role set which fact).
 
 A contract section looks like:
 
