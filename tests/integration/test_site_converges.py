@@ -200,6 +200,12 @@ def converge_and_rerun(site: Site) -> None:
                 "flywheel_promote_artifacts_dir": str(site.tmp / "reports"),
             },
         )
+        # the doctor (read-only) on the converged cluster
+        site.run(
+            "diagnose",
+            "playbooks/diagnose.yml",
+            {"diagnose_flywheel_url": site.sim.url, "diagnose_report_dir": str(site.tmp / "diagnosis")},
+        )
 
 
 def remove(site: Site) -> list[str]:
@@ -423,11 +429,30 @@ def test_flywheel_promote_sets_its_documented_export(sites):
     assert set(documented_exports()["flywheel_promote"]) <= by_role.get("flywheel_promote", set())
 
 
+def test_diagnose_sets_its_documented_export_and_changes_nothing(sites):
+    site = converged(sites, "openshift")
+    run = site.runs.get("diagnose")
+    assert run is not None, "the doctor did not run (the site runs failed)"
+    assert run.returncode == 0 and run.recap(site.host)["changed"] == 0, run.tail()
+    by_role, ran = site.facts("diagnose")
+    assert "diagnose" in ran
+    assert set(documented_exports()["diagnose"]) <= by_role.get("diagnose", set())
+    assert (site.tmp / "diagnosis" / "diagnosis.json").exists(), run.tail()
+
+
 def test_every_role_with_exports_ran_here():
     """The runs above cover every role that documents exports; the GPU host roles run only against GPU hosts
     (molecule scenario gpu_host, in a container) and document none. One that starts exporting a fact must be
     covered where it runs, and this test fails until it is listed."""
-    covered = {"preflight", "remediate", "nemo_platform", "cluster_common", "flywheel_run", "flywheel_promote"}
+    covered = {
+        "preflight",
+        "remediate",
+        "nemo_platform",
+        "cluster_common",
+        "flywheel_run",
+        "flywheel_promote",
+        "diagnose",
+    }
     exporting = {role for role, facts in documented_exports().items() if facts}
     assert exporting <= covered, f"roles whose exports no run of this file checks: {sorted(exporting - covered)}"
     assert {role: facts for role, facts in documented_exports().items() if role in HOST_ROLES and facts} == {}
