@@ -32,180 +32,176 @@ NVIDIA_GROUP = "apps.nvidia.com"
 ENTITY_HANDLER = "entity-handler"
 SCRATCH_POLICY = "dfw-scratch-%s"
 
-# id -> what a person needs to act: symptom (what they see), cause, fix (role/unit/variable or manual step)
-CATALOGUE = {
-    "deployment-not-found": dict(
-        severity="critical",
-        symptom="No Data Flywheel or NeMo microservices deployment was found in the namespaces read.",
-        cause="The credentials see other namespaces, the deployment is elsewhere, or it was never installed.",
-        fix=dict(
-            manual="Pass diagnose_namespaces with the flywheel and NeMo namespaces, or check the kubeconfig/context.",
-        ),
-    ),
-    "chart-secrets-namespace": dict(
-        severity="critical",
-        symptom="The flywheel API and workers cannot start: their Secrets (nvidia-api, hf-secret, ...) are not in "
-        "the release namespace.",
-        cause="The flywheel chart renders its Secrets into `.Values.namespace` (default "
-        "nv-nvidia-blueprint-data-flywheel), not the release namespace; installed with the chart's defaults "
-        "into another namespace, the Deployments reference Secrets that are elsewhere.",
-        fix=dict(
-            role="dataflywheel.blueprint.flywheel",
-            variable="flywheel_namespace",
-            manual="helm upgrade <release> -n <namespace> --reuse-values --set namespace=<namespace> (the chart's "
-            "namespace value must be the release namespace); the flywheel role always sets it so.",
-        ),
-    ),
-    "image-pull-credentials": dict(
-        severity="critical",
-        symptom="Pods pulling nvcr.io images fail with ErrImagePull/ImagePullBackOff (401 Unauthorized).",
-        cause="The image pull Secret the Pods name does not exist (the chart creates it only when the NGC API "
-        "key is given), or no pull Secret is named at all.",
-        fix=dict(
-            role="dataflywheel.blueprint.flywheel",
-            variable="flywheel_ngc_api_key",
-            manual="set flywheel_ngc_api_key (vault or NGC_API_KEY) and rerun site.yml, or create the "
-            "kubernetes.io/dockerconfigjson Secret for nvcr.io ($oauthtoken / NGC key) the Pods name.",
-        ),
-    ),
-    "evaluator-secret-delete": dict(
-        severity="error",
-        symptom='Evaluation jobs fail cleaning up: secrets "..." is forbidden: ... cannot delete resource "secrets".',
-        cause="The NIM operator's NemoEvaluator Role grants secrets get/watch/list/create but no delete; "
-        "patching that operator-owned Role is undone by the next reconcile.",
-        fix=dict(
-            role="dataflywheel.blueprint.remediate",
-            unit="evaluator-secret-delete",
-            variable="remediate_evaluator_name",
-        ),
-    ),
-    "evaluator-entity-store-url": dict(
-        severity="error",
-        symptom="base-eval fails with 404 from the Entity Store; the evaluator calls an Entity Store that "
-        "does not exist (ENTITY_STORE_URL back to the default after a reconcile).",
-        cause="spec.entitystore.endpoint of the NemoEvaluator CR names no Service of this cluster; `oc set env` "
-        "on the operator-owned Deployment is overwritten.",
-        fix=dict(
-            role="dataflywheel.blueprint.remediate",
-            unit="evaluator-entity-store-url",
-            variable="remediate_evaluator_entity_store_endpoint",
-        ),
-    ),
-    "entity-store-404": dict(
-        severity="error",
-        symptom="base-eval fails: the evaluator's GET /v1/models/<namespace>/<model> answers 404.",
-        cause="Base NIMs deployed by the NIM operator are never registered in the Entity Store.",
-        fix=dict(
-            role="dataflywheel.blueprint.remediate",
-            unit="entity-store-registration",
-            variable="remediate_nemo_models, remediate_entity_store_url",
-        ),
-    ),
-    "scratch-volume": dict(
-        severity="error",
-        symptom="Customizer entity-handler Jobs fail: PermissionError: [Errno 13] Permission denied: '/scratch'; "
-        "the customization never starts (The training job is pending).",
-        cause="The entity-handler Jobs the NeMo operator creates mount no writable /scratch, and no admission "
-        "policy (MutatingAdmissionPolicy or Kyverno dfw-scratch-<namespace>) adds it.",
-        fix=dict(
-            role="dataflywheel.blueprint.remediate",
-            unit="scratch-volume",
-            variable="remediate_scratch_mechanism",
-        ),
-    ),
-    "training-pending": dict(
-        severity="error",
-        symptom='A customization failed with "The training job is pending".',
-        cause="The entity-handler Job that downloads the dataset did not finish (most often: no /scratch).",
-        fix=dict(
-            role="dataflywheel.blueprint.remediate",
-            unit="scratch-volume",
-            manual="then start the flywheel job again (dataflywheel.blueprint.flywheel_run).",
-        ),
-    ),
-    "customizer-keyerror-state": dict(
-        severity="error",
-        symptom="The customizer logs KeyError: 'state' and the customization never progresses.",
-        cause="The customizer read a NemoTrainingJob without status: an entity-handler Job was re-created by "
-        "hand, or the NeMo operator does not watch this namespace.",
-        fix=dict(
-            role="dataflywheel.blueprint.remediate",
-            unit="scratch-volume",
-            manual="delete the hand-made Jobs, apply the scratch unit and start the customization again.",
-        ),
-    ),
-    "training-not-enough-resources": dict(
-        severity="warning",
-        symptom="A customization stays pending: NotEnoughResources.",
-        cause="The scheduler cannot place the training Pod (GPUs, node selector, Volcano queue).",
-        fix=dict(manual="free GPUs or lower num_gpus in the customization config; check the Volcano queue."),
-    ),
-    "training-out-of-memory": dict(
-        severity="error",
-        symptom="Training failed: CUDA out of memory.",
-        cause="The training configuration does not fit the GPU memory.",
-        fix=dict(manual="lower micro_batch_size or max_seq_length, or use more GPUs."),
-    ),
-    "flywheel-job-failed-parts": dict(
-        severity="error",
-        symptom='A flywheel job reports "completed" but some of its parts failed.',
-        cause="The flywheel marks a job completed even when a NIM, an evaluation or a customization failed; "
-        "the failed part's own error is the evidence.",
-        fix=dict(
-            role="dataflywheel.blueprint.flywheel_run",
-            manual="fix the cause the part's error names, then start the job again.",
-        ),
-    ),
-    "embedding-dimension": dict(
-        severity="error",
-        symptom='The flywheel fails with "Elasticsearch Bulk Indexing Error" for some embedding models.',
-        cause="The embedding model returns vectors of another size than the index's dense_vector field (2048).",
-        fix=dict(
-            role="dataflywheel.blueprint.preflight",
-            unit="embedding dimension",
-            variable="preflight_embedding_model (flywheel embedding model), preflight_embedding_dimension",
-        ),
-    ),
-    "hf-gated-model": dict(
-        severity="error",
-        symptom="Model download Jobs fail with 403 (gated repo, not in the authorized list), 401 or 404.",
-        cause="The Hugging Face token's account has not accepted the model licence, or the token is invalid.",
-        fix=dict(
-            role="dataflywheel.blueprint.preflight",
-            unit="Hugging Face token",
-            variable="flywheel_hf_token / preflight_hf_token",
-            manual="open the model page with the token's account and accept the licence.",
-        ),
-    ),
-    "nfs-name-resolution": dict(
-        severity="error",
-        symptom="NFS PVC mounts fail: Failed to resolve server <name>.",
-        cause="The kubelet mounts with the node's own resolver (not CoreDNS), which lacks the Files server's "
-        "search domain.",
-        fix=dict(
-            role="dataflywheel.blueprint.preflight",
-            unit="nutanix_resolver (on the GPU hosts)",
-            manual="add the Files server's domain to the nodes' DNS search domains, or create a StorageClass "
-            "whose nfsServer is the FQDN or IP.",
-        ),
-    ),
-    "model-pvc-ownership": dict(
-        severity="error",
-        symptom="The NIM cannot write its model cache: Permission denied under the model PVC.",
-        cause="The files on the PVC belong to a UID outside the namespace's openshift.io/sa.scc.uid-range.",
-        fix=dict(
-            role="dataflywheel.blueprint.remediate",
-            unit="openshift-model-ownership",
-            variable="remediate_model_pvc",
-        ),
-    ),
-    "preflight-check-failed": dict(
-        severity="error",
-        symptom="A read-only check of the collection failed.",
-        cause="See the evidence: the check's own message names the cause.",
-        fix=dict(manual="follow the fix the check's message names."),
-    ),
-}
+# The findings catalogue, as text: a block an entry, `<id> <severity>` and then what a person needs to act, one field
+# a line (symptom: what they see, cause:, and the fix: role:, unit:, variable:, manual:); a deeper indented line
+# continues the field above it. parse_catalogue() turns it into CATALOGUE.
+CATALOGUE_TEXT = """
+deployment-not-found critical
+  symptom: No Data Flywheel or NeMo microservices deployment was found in the namespaces read.
+  cause: The credentials see other namespaces, the deployment is elsewhere, or it was never installed.
+  manual: Pass diagnose_namespaces with the flywheel and NeMo namespaces, or check the kubeconfig/context.
+
+chart-secrets-namespace critical
+  symptom: The flywheel API and workers cannot start: their Secrets (nvidia-api, hf-secret, ...) are not in the
+    release namespace.
+  cause: The flywheel chart renders its Secrets into `.Values.namespace` (default
+    nv-nvidia-blueprint-data-flywheel), not the release namespace; installed with the chart's defaults into
+    another namespace, the Deployments reference Secrets that are elsewhere.
+  role: dataflywheel.blueprint.flywheel
+  variable: flywheel_namespace
+  manual: helm upgrade <release> -n <namespace> --reuse-values --set namespace=<namespace> (the chart's namespace
+    value must be the release namespace); the flywheel role always sets it so.
+
+image-pull-credentials critical
+  symptom: Pods pulling nvcr.io images fail with ErrImagePull/ImagePullBackOff (401 Unauthorized).
+  cause: The image pull Secret the Pods name does not exist (the chart creates it only when the NGC API key is
+    given), or no pull Secret is named at all.
+  role: dataflywheel.blueprint.flywheel
+  variable: flywheel_ngc_api_key
+  manual: set flywheel_ngc_api_key (vault or NGC_API_KEY) and rerun site.yml, or create the
+    kubernetes.io/dockerconfigjson Secret for nvcr.io ($oauthtoken / NGC key) the Pods name.
+
+evaluator-secret-delete error
+  symptom: Evaluation jobs fail cleaning up: secrets "..." is forbidden: ... cannot delete resource "secrets".
+  cause: The NIM operator's NemoEvaluator Role grants secrets get/watch/list/create but no delete; patching that
+    operator-owned Role is undone by the next reconcile.
+  role: dataflywheel.blueprint.remediate
+  unit: evaluator-secret-delete
+  variable: remediate_evaluator_name
+
+evaluator-entity-store-url error
+  symptom: base-eval fails with 404 from the Entity Store; the evaluator calls an Entity Store that does not exist
+    (ENTITY_STORE_URL back to the default after a reconcile).
+  cause: spec.entitystore.endpoint of the NemoEvaluator CR names no Service of this cluster; `oc set env` on the
+    operator-owned Deployment is overwritten.
+  role: dataflywheel.blueprint.remediate
+  unit: evaluator-entity-store-url
+  variable: remediate_evaluator_entity_store_endpoint
+
+entity-store-404 error
+  symptom: base-eval fails: the evaluator's GET /v1/models/<namespace>/<model> answers 404.
+  cause: Base NIMs deployed by the NIM operator are never registered in the Entity Store.
+  role: dataflywheel.blueprint.remediate
+  unit: entity-store-registration
+  variable: remediate_nemo_models, remediate_entity_store_url
+
+scratch-volume error
+  symptom: Customizer entity-handler Jobs fail: PermissionError: [Errno 13] Permission denied: '/scratch'; the
+    customization never starts (The training job is pending).
+  cause: The entity-handler Jobs the NeMo operator creates mount no writable /scratch, and no admission policy
+    (MutatingAdmissionPolicy or Kyverno dfw-scratch-<namespace>) adds it.
+  role: dataflywheel.blueprint.remediate
+  unit: scratch-volume
+  variable: remediate_scratch_mechanism
+
+training-pending error
+  symptom: A customization failed with "The training job is pending".
+  cause: The entity-handler Job that downloads the dataset did not finish (most often: no /scratch).
+  role: dataflywheel.blueprint.remediate
+  unit: scratch-volume
+  manual: then start the flywheel job again (dataflywheel.blueprint.flywheel_run).
+
+customizer-keyerror-state error
+  symptom: The customizer logs KeyError: 'state' and the customization never progresses.
+  cause: The customizer read a NemoTrainingJob without status: an entity-handler Job was re-created by hand, or
+    the NeMo operator does not watch this namespace.
+  role: dataflywheel.blueprint.remediate
+  unit: scratch-volume
+  manual: delete the hand-made Jobs, apply the scratch unit and start the customization again.
+
+training-not-enough-resources warning
+  symptom: A customization stays pending: NotEnoughResources.
+  cause: The scheduler cannot place the training Pod (GPUs, node selector, Volcano queue).
+  manual: free GPUs or lower num_gpus in the customization config; check the Volcano queue.
+
+training-out-of-memory error
+  symptom: Training failed: CUDA out of memory.
+  cause: The training configuration does not fit the GPU memory.
+  manual: lower micro_batch_size or max_seq_length, or use more GPUs.
+
+flywheel-job-failed-parts error
+  symptom: A flywheel job reports "completed" but some of its parts failed.
+  cause: The flywheel marks a job completed even when a NIM, an evaluation or a customization failed; the failed
+    part's own error is the evidence.
+  role: dataflywheel.blueprint.flywheel_run
+  manual: fix the cause the part's error names, then start the job again.
+
+embedding-dimension error
+  symptom: The flywheel fails with "Elasticsearch Bulk Indexing Error" for some embedding models.
+  cause: The embedding model returns vectors of another size than the index's dense_vector field (2048).
+  role: dataflywheel.blueprint.preflight
+  unit: embedding dimension
+  variable: preflight_embedding_model (flywheel embedding model), preflight_embedding_dimension
+
+hf-gated-model error
+  symptom: Model download Jobs fail with 403 (gated repo, not in the authorized list), 401 or 404.
+  cause: The Hugging Face token's account has not accepted the model licence, or the token is invalid.
+  role: dataflywheel.blueprint.preflight
+  unit: Hugging Face token
+  variable: flywheel_hf_token / preflight_hf_token
+  manual: open the model page with the token's account and accept the licence.
+
+nfs-name-resolution error
+  symptom: NFS PVC mounts fail: Failed to resolve server <name>.
+  cause: The kubelet mounts with the node's own resolver (not CoreDNS), which lacks the Files server's search
+    domain.
+  role: dataflywheel.blueprint.preflight
+  unit: nutanix_resolver (on the GPU hosts)
+  manual: add the Files server's domain to the nodes' DNS search domains, or create a StorageClass whose nfsServer
+    is the FQDN or IP.
+
+model-pvc-ownership error
+  symptom: The NIM cannot write its model cache: Permission denied under the model PVC.
+  cause: The files on the PVC belong to a UID outside the namespace's openshift.io/sa.scc.uid-range.
+  role: dataflywheel.blueprint.remediate
+  unit: openshift-model-ownership
+  variable: remediate_model_pvc
+
+preflight-check-failed error
+  symptom: A read-only check of the collection failed.
+  cause: See the evidence: the check's own message names the cause.
+  manual: follow the fix the check's message names.
+"""
+FIX_FIELDS = ("role", "unit", "variable", "manual")
+
+
+def parse_catalogue(text):
+    """{id: {severity, symptom, cause, fix: {role, unit, variable, manual}}} from CATALOGUE_TEXT's form; a
+    ValueError names the line of anything else."""
+    catalogue = {}
+    entry = target = name = None
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        if line.startswith("    ") and target is not None:
+            target[name] += " " + line.strip()
+            continue
+        if not line.startswith(" "):
+            head = line.split()
+            if len(head) != 2 or head[1] not in SEVERITIES or head[0] in catalogue:
+                raise ValueError(
+                    "catalogue line %d: want a new `<id> <severity>` (%s), got %r"
+                    % (number, "|".join(SEVERITIES), line)
+                )
+            entry = catalogue[head[0]] = dict(severity=head[1], fix={})
+            target = None
+            continue
+        name, sep, value = line.strip().partition(": ")
+        if entry is None or not sep or name not in ("symptom", "cause") + FIX_FIELDS:
+            raise ValueError(
+                "catalogue line %d: want `symptom|cause|%s: <text>`, got %r" % (number, "|".join(FIX_FIELDS), line)
+            )
+        target = entry["fix"] if name in FIX_FIELDS else entry
+        target[name] = value
+    for check_id, entry in catalogue.items():
+        if not (
+            entry.get("symptom") and entry.get("cause") and (entry["fix"].get("role") or entry["fix"].get("manual"))
+        ):
+            raise ValueError("catalogue entry %s: a symptom, a cause and a role or manual fix are required" % check_id)
+    return catalogue
+
+
+CATALOGUE = parse_catalogue(CATALOGUE_TEXT)
 
 # image pull Secrets outside the flywheel's namespace (NeMo, NIMs) come from flywheel_prereqs
 NEMO_PULL_FIX = dict(

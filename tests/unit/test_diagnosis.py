@@ -40,6 +40,39 @@ def test_every_catalogue_entry_is_complete_and_names_a_real_fix():
             assert fix["unit"] in units, (check_id, fix["unit"])
 
 
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("x-1 fatal\n  symptom: s\n  cause: c\n  manual: m\n", "line 1: want a new `<id> <severity>`"),
+        ("x-1 error\n  symptom: s\n  cause: c\n  manual: m\nx-1 error\n", "line 5: want a new `<id>"),
+        ("x-1 error\n  symptom: s\n  reason: c\n", "line 3: want `symptom|cause|role|unit|variable|manual: <text>`"),
+        ("x-1 error\n  symptom: s\n  cause: c\n  unit: u\n", "entry x-1: a symptom, a cause and a role or manual"),
+    ],
+)
+def test_the_catalogue_text_is_parsed_strictly(text, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        dg.parse_catalogue(text)
+
+
+def test_a_catalogue_field_continues_on_deeper_lines_and_only_there():
+    parsed = dg.parse_catalogue(
+        "a-b warning\n  symptom: one\n    two\n  cause: c\n  role: r\nc-d info\n  symptom: s\n  cause: c\n  manual: m\n"
+    )
+    assert parsed == {
+        "a-b": {"severity": "warning", "symptom": "one two", "cause": "c", "fix": {"role": "r"}},
+        "c-d": {"severity": "info", "symptom": "s", "cause": "c", "fix": {"manual": "m"}},
+    }
+    with pytest.raises(ValueError, match="line 2"):
+        dg.parse_catalogue("a-b warning\n    continues nothing\n")
+
+
+def test_every_id_the_checks_file_under_is_in_the_catalogue():
+    used = set(dg.NEEDLE_IDS.values()) | set(dg.CUSTOMIZER_IDS) | {"deployment-not-found", "preflight-check-failed"}
+    used |= set(re.findall(r'finding\(\s*"([a-z0-9-]+)"', (ROOT / "plugins/module_utils/diagnosis.py").read_text()))
+    assert used - set(dg.CATALOGUE) == set()
+    assert len(dg.CATALOGUE) == dg.CATALOGUE_TEXT.count("\n\n") + 1  # one block an entry, none lost
+
+
 def test_every_hint_of_the_nemo_job_diagnosis_is_filed_under_a_catalogue_entry():
     """The doctor reads failed job parts with nemo_jobs' own needles (one definition), each mapped to an entry."""
     for needle, _hint in nemo_jobs.HINTS:
