@@ -31,6 +31,7 @@ UPSTREAM_SECRET_NAMESPACE = "nv-nvidia-blueprint-data-flywheel"  # noqa: S105 - 
 NVIDIA_GROUP = "apps.nvidia.com"
 ENTITY_HANDLER = "entity-handler"
 SCRATCH_POLICY = "dfw-scratch-%s"
+UID_RANGE = "openshift.io/sa.scc.uid-range"
 
 # The findings catalogue, as text: a block an entry, `<id> <severity>` and then what a person needs to act, one field
 # a line (symptom: what they see, cause:, and the fix: role:, unit:, variable:, manual:); a deeper indented line
@@ -107,7 +108,9 @@ customizer-keyerror-state error
     the NeMo operator does not watch this namespace.
   role: dataflywheel.blueprint.remediate
   unit: scratch-volume
-  manual: delete the hand-made Jobs, apply the scratch unit and start the customization again.
+  manual: delete the hand-made entity-handler Jobs, restart the customizer (its watcher of the broken job lives
+    in that process; the doctor reads the running container's log), apply the scratch unit and start the
+    customization again.
 
 training-not-enough-resources warning
   symptom: A customization stays pending: NotEnoughResources.
@@ -151,8 +154,10 @@ nfs-name-resolution error
     is the FQDN or IP.
 
 model-pvc-ownership error
-  symptom: The NIM cannot write its model cache: Permission denied under the model PVC.
-  cause: The files on the PVC belong to a UID outside the namespace's openshift.io/sa.scc.uid-range.
+  symptom: A Pod cannot read or write its files on a PVC: Permission denied (training Pods reading the base model
+    after a redeploy, a NIM writing its model cache).
+  cause: The files on the PVC belong to a UID the Pods no longer run as (1000, from an earlier deployment):
+    OpenShift runs them with a UID of the namespace's openshift.io/sa.scc.uid-range.
   role: dataflywheel.blueprint.remediate
   unit: openshift-model-ownership
   variable: remediate_model_pvc
@@ -715,49 +720,120 @@ def check_scratch_volume(scene):
     return out
 
 
+def pvc_mounts(pod):
+    """{container: [(claim, mount path)]} of the Pod's PersistentVolumeClaim volumes."""
+    spec = pod.get("spec") or {}
+    claims = dict(
+        (v.get("name"), v["persistentVolumeClaim"].get("claimName"))
+        for v in spec.get("volumes") or []
+        if v.get("persistentVolumeClaim")
+    )
+    return dict(
+        (
+            c.get("name"),
+            [
+                (claims[m.get("name")], m.get("mountPath"))
+                for m in c.get("volumeMounts") or []
+                if m.get("name") in claims
+            ],
+        )
+        for c in spec.get("containers") or []
+    )
+
+
+def log_entry(line):
+    """(time to the second or "", text) of a log line read with timestamps (RFC 3339, UTC) or without."""
+    match = re.match(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)\S*Z (.*)$", line)
+    return (match.group(1), match.group(2)) if match else ("", line)
+
+
+def _second(value):
+    return str(value or "")[:19]  # the API's times are UTC; to the second, as the log times are compared
+
+
+def _denials(scene, ns, pod):
+    """(container, how it was seen, when, text) of each "Permission denied" of the Pod: the termination message of
+    a container's current or last run, and the lines of the container logs gather() read."""
+    out = []
+    for status in (pod.get("status") or {}).get("containerStatuses") or []:
+        term = (status.get("lastState") or {}).get("terminated") or (status.get("state") or {}).get("terminated") or {}
+        if "Permission denied" in (term.get("message") or ""):
+            out.append((status.get("name"), "terminated", _second(term.get("finishedAt")), term["message"].strip()))
+    for (log_ns, log_pod, container), lines in sorted((scene.get("logs") or {}).items()):
+        if (log_ns, log_pod) == (ns, _name(pod)):
+            for when, text in map(log_entry, lines):
+                if "Permission denied" in text:
+                    out.append((container, "log", when, text.strip()))
+    return out
+
+
+def _ownership_jobs(jobs):
+    """{claim: [(Job name, completion time or None)]} of the remediate unit's ownership Jobs."""
+    out = {}
+    for job in jobs:
+        if not (_name(job) or "").startswith("dfw-model-perms-"):
+            continue
+        done = [
+            c
+            for c in (job.get("status") or {}).get("conditions") or []
+            if c.get("type") == "Complete" and c.get("status") == "True"
+        ]
+        at = (
+            _second((job.get("status") or {}).get("completionTime") or done[0].get("lastTransitionTime"))
+            if done
+            else None
+        )
+        spec = ((job.get("spec") or {}).get("template") or {}).get("spec") or {}
+        for vol in spec.get("volumes") or []:
+            if vol.get("persistentVolumeClaim"):
+                out.setdefault(vol["persistentVolumeClaim"].get("claimName"), []).append((_name(job), at))
+    return out
+
+
+def _under(path, text):
+    return bool(path) and re.search(re.escape(path.rstrip("/")) + r"(?:[/'\"\s:]|$)", text) is not None
+
+
+def _run_as(pod, container):
+    """The UID the Pod spec sets for the container, or what OpenShift does when it sets none."""
+    spec = pod.get("spec") or {}
+    own = [c.get("securityContext") or {} for c in spec.get("containers") or [] if c.get("name") == container]
+    uid = (own[0] if own else {}).get("runAsUser", (spec.get("securityContext") or {}).get("runAsUser"))
+    return "UID %s" % uid if uid is not None else "the UID OpenShift picks from the range (the spec sets none)"
+
+
 def check_model_pvc_ownership(scene):
-    platform = (scene.get("platform") or {}).get("platform")
-    if platform != "openshift":
+    """On OpenShift: a container that was denied a path under a PVC it mounts, and no ownership Job that completed
+    after that denial (a denial from before the Job ran is what the Job fixed)."""
+    if (scene.get("platform") or {}).get("platform") != "openshift":
         return []
     out = []
     for ns, kinds in sorted((scene.get("objects") or {}).items()):
-        jobs = [j for j in kinds.get("jobs") or [] if (_name(j) or "").startswith("dfw-model-perms-")]
+        uid_range = (((scene.get("namespaces") or {}).get(ns) or {}).get("annotations") or {}).get(UID_RANGE)
+        owners = _ownership_jobs(kinds.get("jobs") or [])
         for pod in kinds.get("pods") or []:
-            claims = [
-                v["persistentVolumeClaim"]["claimName"]
-                for v in (pod.get("spec") or {}).get("volumes") or []
-                if v.get("persistentVolumeClaim")
-            ]
-            if not claims:
-                continue
-            for status in (pod.get("status") or {}).get("containerStatuses") or []:
-                term = (
-                    (status.get("lastState") or {}).get("terminated")
-                    or (status.get("state") or {}).get("terminated")
-                    or {}
-                )
-                if "Permission denied" not in (term.get("message") or ""):
-                    continue
-                fixed = [j for j in jobs for c in claims if (_name(j) or "").startswith("dfw-model-perms-%s-" % c)]
-                if fixed:
-                    continue
-                uid = (
-                    ((scene.get("namespaces") or {}).get(ns) or {})
-                    .get("annotations", {})
-                    .get("openshift.io/sa.scc.uid-range")
-                )
-                out.append(
-                    finding(
-                        "model-pvc-ownership",
-                        [
-                            "Pod %s/%s container %s terminated: %s"
-                            % (ns, _name(pod), status.get("name"), term.get("message")),
-                            "PVC %s; namespace UID range %s; no ownership Job dfw-model-perms-%s-*"
-                            % (", ".join(claims), uid, claims[0]),
-                        ],
-                        where=ns,
-                    )
-                )
+            mounts = pvc_mounts(pod)
+            last = {}
+            for container, how, when, text in _denials(scene, ns, pod):
+                hits = [(claim, path) for claim, path in mounts.get(container) or [] if _under(path, text)]
+                if not hits:
+                    continue  # not under a PVC of this container (/scratch is the scratch-volume check's)
+                jobs = owners.get(hits[0][0]) or []
+                if not any(at and (not when or when <= at) for _job, at in jobs):
+                    last[(container,) + hits[0]] = (how, when, text, jobs)
+            for (container, claim, path), (how, when, text, jobs) in sorted(last.items()):
+                ran = [
+                    "ownership Job %s %s" % (j, "completed at %sZ, before this denial" % at if at else "not completed")
+                    for j, at in jobs
+                ]
+                evidence = [
+                    "Pod %s/%s container %s %s%s: %s"
+                    % (ns, _name(pod), container, how, " at %sZ" % when if when else "", text),
+                    "PVC %s mounted at %s; the container runs as %s; namespace %s has %s %s"
+                    % (claim, path, _run_as(pod, container), ns, UID_RANGE, uid_range),
+                    "; ".join(ran) or "no ownership Job for PVC %s (dfw-model-perms-%s-*)" % (claim, claim[:37]),
+                ]
+                out.append(finding("model-pvc-ownership", evidence, where="%s/%s" % (ns, _name(pod))))
     return out
 
 
@@ -781,14 +857,19 @@ def check_nfs_name_resolution(scene):
 
 
 def check_customizer_logs(scene):
+    """The customizer's KeyError: 'state' (nemo_jobs' needle), with the error line before it that names the
+    customization whose watcher failed."""
     out = []
-    for (ns, pod), lines in sorted((scene.get("logs") or {}).items()):
-        for line in lines:
-            needle = nemo_jobs.needle_for(line)
+    for (ns, pod, container), lines in sorted((scene.get("logs") or {}).items()):
+        texts = [log_entry(line)[1].strip() for line in lines]
+        for i, text in enumerate(texts):
+            needle = nemo_jobs.needle_for(text)
             if needle and NEEDLE_IDS.get(needle) == "customizer-keyerror-state":
-                out.append(
-                    finding("customizer-keyerror-state", "Pod %s/%s log: %s" % (ns, pod, line.strip()), where=ns)
-                )
+                evidence = ["Pod %s/%s container %s log: %s" % (ns, pod, container, text)]
+                before = [t for t in texts[max(0, i - 12) : i] if "ERROR" in t]
+                if before:
+                    evidence.append("the error it follows: %s" % before[-1])
+                out.append(finding("customizer-keyerror-state", evidence, where="%s/%s" % (ns, pod)))
                 break
     return out
 
@@ -1084,6 +1165,17 @@ def find_namespaces(api, crs, wanted=None):
     return sorted(n for n in names if n in existing)
 
 
+def log_containers(pod, platform=None):
+    """The containers whose log the doctor reads: the customizer API's (KeyError: 'state'; not its entity-handler
+    Jobs), and on OpenShift every container that mounts a PVC (Permission denied under it)."""
+    name = _name(pod) or ""
+    if "customizer" in name and ENTITY_HANDLER not in name:
+        return [c.get("name") for c in (pod.get("spec") or {}).get("containers") or []]
+    if platform == "openshift":
+        return [c for c, mounts in sorted(pvc_mounts(pod).items()) if mounts]
+    return []
+
+
 def gather(api, namespaces=None, platform_facts=None, log_lines=200):  # noqa: PLR0912, PLR0915 - one read per kind
     """The scene the checks read: objects of the deployment's namespaces, operator CRs, RBAC, admission
     policies; what could not be read goes to `not_checked`."""
@@ -1134,13 +1226,16 @@ def gather(api, namespaces=None, platform_facts=None, log_lines=200):  # noqa: P
                 % (ns, exc.status, exc.reason)
             )
         for pod in kinds.get("pods") or []:
-            if "customizer" not in (_name(pod) or "") or ENTITY_HANDLER in (_name(pod) or ""):
-                continue
-            try:
-                text = core.read_namespaced_pod_log(_name(pod), ns, tail_lines=log_lines)
-                scene["logs"][(ns, _name(pod))] = str(text or "").splitlines()
-            except ApiException as exc:
-                scene["not_checked"].append("log of Pod %s/%s: %s %s" % (ns, _name(pod), exc.status, exc.reason))
+            for container in log_containers(pod, (platform_facts or {}).get("platform")):
+                try:
+                    text = core.read_namespaced_pod_log(
+                        _name(pod), ns, container=container, tail_lines=log_lines, timestamps=True
+                    )
+                    scene["logs"][(ns, _name(pod), container)] = str(text or "").splitlines()
+                except ApiException as exc:
+                    scene["not_checked"].append(
+                        "log of Pod %s/%s container %s: %s %s" % (ns, _name(pod), container, exc.status, exc.reason)
+                    )
     scene["service_index"] = dict(
         (ns, [_name(s) for s in kinds.get("services") or []]) for ns, kinds in scene["objects"].items()
     )
