@@ -31,181 +31,182 @@ UPSTREAM_SECRET_NAMESPACE = "nv-nvidia-blueprint-data-flywheel"  # noqa: S105 - 
 NVIDIA_GROUP = "apps.nvidia.com"
 ENTITY_HANDLER = "entity-handler"
 SCRATCH_POLICY = "dfw-scratch-%s"
+UID_RANGE = "openshift.io/sa.scc.uid-range"
 
-# id -> what a person needs to act: symptom (what they see), cause, fix (role/unit/variable or manual step)
-CATALOGUE = {
-    "deployment-not-found": dict(
-        severity="critical",
-        symptom="No Data Flywheel or NeMo microservices deployment was found in the namespaces read.",
-        cause="The credentials see other namespaces, the deployment is elsewhere, or it was never installed.",
-        fix=dict(
-            manual="Pass diagnose_namespaces with the flywheel and NeMo namespaces, or check the kubeconfig/context.",
-        ),
-    ),
-    "chart-secrets-namespace": dict(
-        severity="critical",
-        symptom="The flywheel API and workers cannot start: their Secrets (nvidia-api, hf-secret, ...) are not in "
-        "the release namespace.",
-        cause="The flywheel chart renders its Secrets into `.Values.namespace` (default "
-        "nv-nvidia-blueprint-data-flywheel), not the release namespace; installed with the chart's defaults "
-        "into another namespace, the Deployments reference Secrets that are elsewhere.",
-        fix=dict(
-            role="dataflywheel.blueprint.flywheel",
-            variable="flywheel_namespace",
-            manual="helm upgrade <release> -n <namespace> --reuse-values --set namespace=<namespace> (the chart's "
-            "namespace value must be the release namespace); the flywheel role always sets it so.",
-        ),
-    ),
-    "image-pull-credentials": dict(
-        severity="critical",
-        symptom="Pods pulling nvcr.io images fail with ErrImagePull/ImagePullBackOff (401 Unauthorized).",
-        cause="The image pull Secret the Pods name does not exist (the chart creates it only when the NGC API "
-        "key is given), or no pull Secret is named at all.",
-        fix=dict(
-            role="dataflywheel.blueprint.flywheel",
-            variable="flywheel_ngc_api_key",
-            manual="set flywheel_ngc_api_key (vault or NGC_API_KEY) and rerun site.yml, or create the "
-            "kubernetes.io/dockerconfigjson Secret for nvcr.io ($oauthtoken / NGC key) the Pods name.",
-        ),
-    ),
-    "evaluator-secret-delete": dict(
-        severity="error",
-        symptom='Evaluation jobs fail cleaning up: secrets "..." is forbidden: ... cannot delete resource "secrets".',
-        cause="The NIM operator's NemoEvaluator Role grants secrets get/watch/list/create but no delete; "
-        "patching that operator-owned Role is undone by the next reconcile.",
-        fix=dict(
-            role="dataflywheel.blueprint.remediate",
-            unit="evaluator-secret-delete",
-            variable="remediate_evaluator_name",
-        ),
-    ),
-    "evaluator-entity-store-url": dict(
-        severity="error",
-        symptom="base-eval fails with 404 from the Entity Store; the evaluator calls an Entity Store that "
-        "does not exist (ENTITY_STORE_URL back to the default after a reconcile).",
-        cause="spec.entitystore.endpoint of the NemoEvaluator CR names no Service of this cluster; `oc set env` "
-        "on the operator-owned Deployment is overwritten.",
-        fix=dict(
-            role="dataflywheel.blueprint.remediate",
-            unit="evaluator-entity-store-url",
-            variable="remediate_evaluator_entity_store_endpoint",
-        ),
-    ),
-    "entity-store-404": dict(
-        severity="error",
-        symptom="base-eval fails: the evaluator's GET /v1/models/<namespace>/<model> answers 404.",
-        cause="Base NIMs deployed by the NIM operator are never registered in the Entity Store.",
-        fix=dict(
-            role="dataflywheel.blueprint.remediate",
-            unit="entity-store-registration",
-            variable="remediate_nemo_models, remediate_entity_store_url",
-        ),
-    ),
-    "scratch-volume": dict(
-        severity="error",
-        symptom="Customizer entity-handler Jobs fail: PermissionError: [Errno 13] Permission denied: '/scratch'; "
-        "the customization never starts (The training job is pending).",
-        cause="The entity-handler Jobs the NeMo operator creates mount no writable /scratch, and no admission "
-        "policy (MutatingAdmissionPolicy or Kyverno dfw-scratch-<namespace>) adds it.",
-        fix=dict(
-            role="dataflywheel.blueprint.remediate",
-            unit="scratch-volume",
-            variable="remediate_scratch_mechanism",
-        ),
-    ),
-    "training-pending": dict(
-        severity="error",
-        symptom='A customization failed with "The training job is pending".',
-        cause="The entity-handler Job that downloads the dataset did not finish (most often: no /scratch).",
-        fix=dict(
-            role="dataflywheel.blueprint.remediate",
-            unit="scratch-volume",
-            manual="then start the flywheel job again (dataflywheel.blueprint.flywheel_run).",
-        ),
-    ),
-    "customizer-keyerror-state": dict(
-        severity="error",
-        symptom="The customizer logs KeyError: 'state' and the customization never progresses.",
-        cause="The customizer read a NemoTrainingJob without status: an entity-handler Job was re-created by "
-        "hand, or the NeMo operator does not watch this namespace.",
-        fix=dict(
-            role="dataflywheel.blueprint.remediate",
-            unit="scratch-volume",
-            manual="delete the hand-made Jobs, apply the scratch unit and start the customization again.",
-        ),
-    ),
-    "training-not-enough-resources": dict(
-        severity="warning",
-        symptom="A customization stays pending: NotEnoughResources.",
-        cause="The scheduler cannot place the training Pod (GPUs, node selector, Volcano queue).",
-        fix=dict(manual="free GPUs or lower num_gpus in the customization config; check the Volcano queue."),
-    ),
-    "training-out-of-memory": dict(
-        severity="error",
-        symptom="Training failed: CUDA out of memory.",
-        cause="The training configuration does not fit the GPU memory.",
-        fix=dict(manual="lower micro_batch_size or max_seq_length, or use more GPUs."),
-    ),
-    "flywheel-job-failed-parts": dict(
-        severity="error",
-        symptom='A flywheel job reports "completed" but some of its parts failed.',
-        cause="The flywheel marks a job completed even when a NIM, an evaluation or a customization failed; "
-        "the failed part's own error is the evidence.",
-        fix=dict(
-            role="dataflywheel.blueprint.flywheel_run",
-            manual="fix the cause the part's error names, then start the job again.",
-        ),
-    ),
-    "embedding-dimension": dict(
-        severity="error",
-        symptom='The flywheel fails with "Elasticsearch Bulk Indexing Error" for some embedding models.',
-        cause="The embedding model returns vectors of another size than the index's dense_vector field (2048).",
-        fix=dict(
-            role="dataflywheel.blueprint.preflight",
-            unit="embedding dimension",
-            variable="preflight_embedding_model (flywheel embedding model), preflight_embedding_dimension",
-        ),
-    ),
-    "hf-gated-model": dict(
-        severity="error",
-        symptom="Model download Jobs fail with 403 (gated repo, not in the authorized list), 401 or 404.",
-        cause="The Hugging Face token's account has not accepted the model licence, or the token is invalid.",
-        fix=dict(
-            role="dataflywheel.blueprint.preflight",
-            unit="Hugging Face token",
-            variable="flywheel_hf_token / preflight_hf_token",
-            manual="open the model page with the token's account and accept the licence.",
-        ),
-    ),
-    "nfs-name-resolution": dict(
-        severity="error",
-        symptom="NFS PVC mounts fail: Failed to resolve server <name>.",
-        cause="The kubelet mounts with the node's own resolver (not CoreDNS), which lacks the Files server's "
-        "search domain.",
-        fix=dict(
-            role="dataflywheel.blueprint.preflight",
-            unit="nutanix_resolver (on the GPU hosts)",
-            manual="add the Files server's domain to the nodes' DNS search domains, or create a StorageClass "
-            "whose nfsServer is the FQDN or IP.",
-        ),
-    ),
-    "model-pvc-ownership": dict(
-        severity="error",
-        symptom="The NIM cannot write its model cache: Permission denied under the model PVC.",
-        cause="The files on the PVC belong to a UID outside the namespace's openshift.io/sa.scc.uid-range.",
-        fix=dict(
-            role="dataflywheel.blueprint.remediate",
-            unit="openshift-model-ownership",
-            variable="remediate_model_pvc",
-        ),
-    ),
-    "preflight-check-failed": dict(
-        severity="error",
-        symptom="A read-only check of the collection failed.",
-        cause="See the evidence: the check's own message names the cause.",
-        fix=dict(manual="follow the fix the check's message names."),
-    ),
-}
+# The findings catalogue, as text: a block an entry, `<id> <severity>` and then what a person needs to act, one field
+# a line (symptom: what they see, cause:, and the fix: role:, unit:, variable:, manual:); a deeper indented line
+# continues the field above it. parse_catalogue() turns it into CATALOGUE.
+CATALOGUE_TEXT = """
+deployment-not-found critical
+  symptom: No Data Flywheel or NeMo microservices deployment was found in the namespaces read.
+  cause: The credentials see other namespaces, the deployment is elsewhere, or it was never installed.
+  manual: Pass diagnose_namespaces with the flywheel and NeMo namespaces, or check the kubeconfig/context.
+
+chart-secrets-namespace critical
+  symptom: The flywheel API and workers cannot start: their Secrets (nvidia-api, hf-secret, ...) are not in the
+    release namespace.
+  cause: The flywheel chart renders its Secrets into `.Values.namespace` (default
+    nv-nvidia-blueprint-data-flywheel), not the release namespace; installed with the chart's defaults into
+    another namespace, the Deployments reference Secrets that are elsewhere.
+  role: dataflywheel.blueprint.flywheel
+  variable: flywheel_namespace
+  manual: helm upgrade <release> -n <namespace> --reuse-values --set namespace=<namespace> (the chart's namespace
+    value must be the release namespace); the flywheel role always sets it so.
+
+image-pull-credentials critical
+  symptom: Pods pulling nvcr.io images fail with ErrImagePull/ImagePullBackOff (401 Unauthorized).
+  cause: The image pull Secret the Pods name does not exist (the chart creates it only when the NGC API key is
+    given), or no pull Secret is named at all.
+  role: dataflywheel.blueprint.flywheel
+  variable: flywheel_ngc_api_key
+  manual: set flywheel_ngc_api_key (vault or NGC_API_KEY) and rerun site.yml, or create the
+    kubernetes.io/dockerconfigjson Secret for nvcr.io ($oauthtoken / NGC key) the Pods name.
+
+evaluator-secret-delete error
+  symptom: Evaluation jobs fail cleaning up: secrets "..." is forbidden: ... cannot delete resource "secrets".
+  cause: The NIM operator's NemoEvaluator Role grants secrets get/watch/list/create but no delete; patching that
+    operator-owned Role is undone by the next reconcile.
+  role: dataflywheel.blueprint.remediate
+  unit: evaluator-secret-delete
+  variable: remediate_evaluator_name
+
+evaluator-entity-store-url error
+  symptom: base-eval fails with 404 from the Entity Store; the evaluator calls an Entity Store that does not exist
+    (ENTITY_STORE_URL back to the default after a reconcile).
+  cause: spec.entitystore.endpoint of the NemoEvaluator CR names no Service of this cluster; `oc set env` on the
+    operator-owned Deployment is overwritten.
+  role: dataflywheel.blueprint.remediate
+  unit: evaluator-entity-store-url
+  variable: remediate_evaluator_entity_store_endpoint
+
+entity-store-404 error
+  symptom: base-eval fails: the evaluator's GET /v1/models/<namespace>/<model> answers 404.
+  cause: Base NIMs deployed by the NIM operator are never registered in the Entity Store.
+  role: dataflywheel.blueprint.remediate
+  unit: entity-store-registration
+  variable: remediate_nemo_models, remediate_entity_store_url
+
+scratch-volume error
+  symptom: Customizer entity-handler Jobs fail: PermissionError: [Errno 13] Permission denied: '/scratch'; the
+    customization never starts (The training job is pending).
+  cause: The entity-handler Jobs the NeMo operator creates mount no writable /scratch, and no admission policy
+    (MutatingAdmissionPolicy or Kyverno dfw-scratch-<namespace>) adds it.
+  role: dataflywheel.blueprint.remediate
+  unit: scratch-volume
+  variable: remediate_scratch_mechanism
+
+training-pending error
+  symptom: A customization failed with "The training job is pending".
+  cause: The entity-handler Job that downloads the dataset did not finish (most often: no /scratch).
+  role: dataflywheel.blueprint.remediate
+  unit: scratch-volume
+  manual: then start the flywheel job again (dataflywheel.blueprint.flywheel_run).
+
+customizer-keyerror-state error
+  symptom: The customizer logs KeyError: 'state' and the customization never progresses.
+  cause: The customizer read a NemoTrainingJob without status: an entity-handler Job was re-created by hand, or
+    the NeMo operator does not watch this namespace.
+  role: dataflywheel.blueprint.remediate
+  unit: scratch-volume
+  manual: delete the hand-made entity-handler Jobs, restart the customizer (its watcher of the broken job lives
+    in that process; the doctor reads the running container's log), apply the scratch unit and start the
+    customization again.
+
+training-not-enough-resources warning
+  symptom: A customization stays pending: NotEnoughResources.
+  cause: The scheduler cannot place the training Pod (GPUs, node selector, Volcano queue).
+  manual: free GPUs or lower num_gpus in the customization config; check the Volcano queue.
+
+training-out-of-memory error
+  symptom: Training failed: CUDA out of memory.
+  cause: The training configuration does not fit the GPU memory.
+  manual: lower micro_batch_size or max_seq_length, or use more GPUs.
+
+flywheel-job-failed-parts error
+  symptom: A flywheel job reports "completed" but some of its parts failed.
+  cause: The flywheel marks a job completed even when a NIM, an evaluation or a customization failed; the failed
+    part's own error is the evidence.
+  role: dataflywheel.blueprint.flywheel_run
+  manual: fix the cause the part's error names, then start the job again.
+
+embedding-dimension error
+  symptom: The flywheel fails with "Elasticsearch Bulk Indexing Error" for some embedding models.
+  cause: The embedding model returns vectors of another size than the index's dense_vector field (2048).
+  role: dataflywheel.blueprint.preflight
+  unit: embedding dimension
+  variable: preflight_embedding_model (flywheel embedding model), preflight_embedding_dimension
+
+hf-gated-model error
+  symptom: Model download Jobs fail with 403 (gated repo, not in the authorized list), 401 or 404.
+  cause: The Hugging Face token's account has not accepted the model licence, or the token is invalid.
+  role: dataflywheel.blueprint.preflight
+  unit: Hugging Face token
+  variable: flywheel_hf_token / preflight_hf_token
+  manual: open the model page with the token's account and accept the licence.
+
+nfs-name-resolution error
+  symptom: NFS PVC mounts fail: Failed to resolve server <name>.
+  cause: The kubelet mounts with the node's own resolver (not CoreDNS), which lacks the Files server's search
+    domain.
+  role: dataflywheel.blueprint.preflight
+  unit: nutanix_resolver (on the GPU hosts)
+  manual: add the Files server's domain to the nodes' DNS search domains, or create a StorageClass whose nfsServer
+    is the FQDN or IP.
+
+model-pvc-ownership error
+  symptom: A Pod cannot read or write its files on a PVC: Permission denied (training Pods reading the base model
+    after a redeploy, a NIM writing its model cache).
+  cause: The files on the PVC belong to a UID the Pods no longer run as (1000, from an earlier deployment):
+    OpenShift runs them with a UID of the namespace's openshift.io/sa.scc.uid-range.
+  role: dataflywheel.blueprint.remediate
+  unit: openshift-model-ownership
+  variable: remediate_model_pvc
+
+preflight-check-failed error
+  symptom: A read-only check of the collection failed.
+  cause: See the evidence: the check's own message names the cause.
+  manual: follow the fix the check's message names.
+"""
+FIX_FIELDS = ("role", "unit", "variable", "manual")
+
+
+def parse_catalogue(text):
+    """{id: {severity, symptom, cause, fix: {role, unit, variable, manual}}} from CATALOGUE_TEXT's form; a
+    ValueError names the line of anything else."""
+    catalogue = {}
+    entry = target = name = None
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        if line.startswith("    ") and target is not None:
+            target[name] += " " + line.strip()
+            continue
+        if not line.startswith(" "):
+            head = line.split()
+            if len(head) != 2 or head[1] not in SEVERITIES or head[0] in catalogue:
+                raise ValueError(
+                    "catalogue line %d: want a new `<id> <severity>` (%s), got %r"
+                    % (number, "|".join(SEVERITIES), line)
+                )
+            entry = catalogue[head[0]] = dict(severity=head[1], fix={})
+            target = None
+            continue
+        name, sep, value = line.strip().partition(": ")
+        if entry is None or not sep or name not in ("symptom", "cause") + FIX_FIELDS:
+            raise ValueError(
+                "catalogue line %d: want `symptom|cause|%s: <text>`, got %r" % (number, "|".join(FIX_FIELDS), line)
+            )
+        target = entry["fix"] if name in FIX_FIELDS else entry
+        target[name] = value
+    for check_id, entry in catalogue.items():
+        if not (
+            entry.get("symptom") and entry.get("cause") and (entry["fix"].get("role") or entry["fix"].get("manual"))
+        ):
+            raise ValueError("catalogue entry %s: a symptom, a cause and a role or manual fix are required" % check_id)
+    return catalogue
+
+
+CATALOGUE = parse_catalogue(CATALOGUE_TEXT)
 
 # image pull Secrets outside the flywheel's namespace (NeMo, NIMs) come from flywheel_prereqs
 NEMO_PULL_FIX = dict(
@@ -719,49 +720,120 @@ def check_scratch_volume(scene):
     return out
 
 
+def pvc_mounts(pod):
+    """{container: [(claim, mount path)]} of the Pod's PersistentVolumeClaim volumes."""
+    spec = pod.get("spec") or {}
+    claims = dict(
+        (v.get("name"), v["persistentVolumeClaim"].get("claimName"))
+        for v in spec.get("volumes") or []
+        if v.get("persistentVolumeClaim")
+    )
+    return dict(
+        (
+            c.get("name"),
+            [
+                (claims[m.get("name")], m.get("mountPath"))
+                for m in c.get("volumeMounts") or []
+                if m.get("name") in claims
+            ],
+        )
+        for c in spec.get("containers") or []
+    )
+
+
+def log_entry(line):
+    """(time to the second or "", text) of a log line read with timestamps (RFC 3339, UTC) or without."""
+    match = re.match(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)\S*Z (.*)$", line)
+    return (match.group(1), match.group(2)) if match else ("", line)
+
+
+def _second(value):
+    return str(value or "")[:19]  # the API's times are UTC; to the second, as the log times are compared
+
+
+def _denials(scene, ns, pod):
+    """(container, how it was seen, when, text) of each "Permission denied" of the Pod: the termination message of
+    a container's current or last run, and the lines of the container logs gather() read."""
+    out = []
+    for status in (pod.get("status") or {}).get("containerStatuses") or []:
+        term = (status.get("lastState") or {}).get("terminated") or (status.get("state") or {}).get("terminated") or {}
+        if "Permission denied" in (term.get("message") or ""):
+            out.append((status.get("name"), "terminated", _second(term.get("finishedAt")), term["message"].strip()))
+    for (log_ns, log_pod, container), lines in sorted((scene.get("logs") or {}).items()):
+        if (log_ns, log_pod) == (ns, _name(pod)):
+            for when, text in map(log_entry, lines):
+                if "Permission denied" in text:
+                    out.append((container, "log", when, text.strip()))
+    return out
+
+
+def _ownership_jobs(jobs):
+    """{claim: [(Job name, completion time or None)]} of the remediate unit's ownership Jobs."""
+    out = {}
+    for job in jobs:
+        if not (_name(job) or "").startswith("dfw-model-perms-"):
+            continue
+        done = [
+            c
+            for c in (job.get("status") or {}).get("conditions") or []
+            if c.get("type") == "Complete" and c.get("status") == "True"
+        ]
+        at = (
+            _second((job.get("status") or {}).get("completionTime") or done[0].get("lastTransitionTime"))
+            if done
+            else None
+        )
+        spec = ((job.get("spec") or {}).get("template") or {}).get("spec") or {}
+        for vol in spec.get("volumes") or []:
+            if vol.get("persistentVolumeClaim"):
+                out.setdefault(vol["persistentVolumeClaim"].get("claimName"), []).append((_name(job), at))
+    return out
+
+
+def _under(path, text):
+    return bool(path) and re.search(re.escape(path.rstrip("/")) + r"(?:[/'\"\s:]|$)", text) is not None
+
+
+def _run_as(pod, container):
+    """The UID the Pod spec sets for the container, or what OpenShift does when it sets none."""
+    spec = pod.get("spec") or {}
+    own = [c.get("securityContext") or {} for c in spec.get("containers") or [] if c.get("name") == container]
+    uid = (own[0] if own else {}).get("runAsUser", (spec.get("securityContext") or {}).get("runAsUser"))
+    return "UID %s" % uid if uid is not None else "the UID OpenShift picks from the range (the spec sets none)"
+
+
 def check_model_pvc_ownership(scene):
-    platform = (scene.get("platform") or {}).get("platform")
-    if platform != "openshift":
+    """On OpenShift: a container that was denied a path under a PVC it mounts, and no ownership Job that completed
+    after that denial (a denial from before the Job ran is what the Job fixed)."""
+    if (scene.get("platform") or {}).get("platform") != "openshift":
         return []
     out = []
     for ns, kinds in sorted((scene.get("objects") or {}).items()):
-        jobs = [j for j in kinds.get("jobs") or [] if (_name(j) or "").startswith("dfw-model-perms-")]
+        uid_range = (((scene.get("namespaces") or {}).get(ns) or {}).get("annotations") or {}).get(UID_RANGE)
+        owners = _ownership_jobs(kinds.get("jobs") or [])
         for pod in kinds.get("pods") or []:
-            claims = [
-                v["persistentVolumeClaim"]["claimName"]
-                for v in (pod.get("spec") or {}).get("volumes") or []
-                if v.get("persistentVolumeClaim")
-            ]
-            if not claims:
-                continue
-            for status in (pod.get("status") or {}).get("containerStatuses") or []:
-                term = (
-                    (status.get("lastState") or {}).get("terminated")
-                    or (status.get("state") or {}).get("terminated")
-                    or {}
-                )
-                if "Permission denied" not in (term.get("message") or ""):
-                    continue
-                fixed = [j for j in jobs for c in claims if (_name(j) or "").startswith("dfw-model-perms-%s-" % c)]
-                if fixed:
-                    continue
-                uid = (
-                    ((scene.get("namespaces") or {}).get(ns) or {})
-                    .get("annotations", {})
-                    .get("openshift.io/sa.scc.uid-range")
-                )
-                out.append(
-                    finding(
-                        "model-pvc-ownership",
-                        [
-                            "Pod %s/%s container %s terminated: %s"
-                            % (ns, _name(pod), status.get("name"), term.get("message")),
-                            "PVC %s; namespace UID range %s; no ownership Job dfw-model-perms-%s-*"
-                            % (", ".join(claims), uid, claims[0]),
-                        ],
-                        where=ns,
-                    )
-                )
+            mounts = pvc_mounts(pod)
+            last = {}
+            for container, how, when, text in _denials(scene, ns, pod):
+                hits = [(claim, path) for claim, path in mounts.get(container) or [] if _under(path, text)]
+                if not hits:
+                    continue  # not under a PVC of this container (/scratch is the scratch-volume check's)
+                jobs = owners.get(hits[0][0]) or []
+                if not any(at and (not when or when <= at) for _job, at in jobs):
+                    last[(container,) + hits[0]] = (how, when, text, jobs)
+            for (container, claim, path), (how, when, text, jobs) in sorted(last.items()):
+                ran = [
+                    "ownership Job %s %s" % (j, "completed at %sZ, before this denial" % at if at else "not completed")
+                    for j, at in jobs
+                ]
+                evidence = [
+                    "Pod %s/%s container %s %s%s: %s"
+                    % (ns, _name(pod), container, how, " at %sZ" % when if when else "", text),
+                    "PVC %s mounted at %s; the container runs as %s; namespace %s has %s %s"
+                    % (claim, path, _run_as(pod, container), ns, UID_RANGE, uid_range),
+                    "; ".join(ran) or "no ownership Job for PVC %s (dfw-model-perms-%s-*)" % (claim, claim[:37]),
+                ]
+                out.append(finding("model-pvc-ownership", evidence, where="%s/%s" % (ns, _name(pod))))
     return out
 
 
@@ -785,14 +857,19 @@ def check_nfs_name_resolution(scene):
 
 
 def check_customizer_logs(scene):
+    """The customizer's KeyError: 'state' (nemo_jobs' needle), with the error line before it that names the
+    customization whose watcher failed."""
     out = []
-    for (ns, pod), lines in sorted((scene.get("logs") or {}).items()):
-        for line in lines:
-            needle = nemo_jobs.needle_for(line)
+    for (ns, pod, container), lines in sorted((scene.get("logs") or {}).items()):
+        texts = [log_entry(line)[1].strip() for line in lines]
+        for i, text in enumerate(texts):
+            needle = nemo_jobs.needle_for(text)
             if needle and NEEDLE_IDS.get(needle) == "customizer-keyerror-state":
-                out.append(
-                    finding("customizer-keyerror-state", "Pod %s/%s log: %s" % (ns, pod, line.strip()), where=ns)
-                )
+                evidence = ["Pod %s/%s container %s log: %s" % (ns, pod, container, text)]
+                before = [t for t in texts[max(0, i - 12) : i] if "ERROR" in t]
+                if before:
+                    evidence.append("the error it follows: %s" % before[-1])
+                out.append(finding("customizer-keyerror-state", evidence, where="%s/%s" % (ns, pod)))
                 break
     return out
 
@@ -1088,6 +1165,17 @@ def find_namespaces(api, crs, wanted=None):
     return sorted(n for n in names if n in existing)
 
 
+def log_containers(pod, platform=None):
+    """The containers whose log the doctor reads: the customizer API's (KeyError: 'state'; not its entity-handler
+    Jobs), and on OpenShift every container that mounts a PVC (Permission denied under it)."""
+    name = _name(pod) or ""
+    if "customizer" in name and ENTITY_HANDLER not in name:
+        return [c.get("name") for c in (pod.get("spec") or {}).get("containers") or []]
+    if platform == "openshift":
+        return [c for c, mounts in sorted(pvc_mounts(pod).items()) if mounts]
+    return []
+
+
 def gather(api, namespaces=None, platform_facts=None, log_lines=200):  # noqa: PLR0912, PLR0915 - one read per kind
     """The scene the checks read: objects of the deployment's namespaces, operator CRs, RBAC, admission
     policies; what could not be read goes to `not_checked`."""
@@ -1138,13 +1226,16 @@ def gather(api, namespaces=None, platform_facts=None, log_lines=200):  # noqa: P
                 % (ns, exc.status, exc.reason)
             )
         for pod in kinds.get("pods") or []:
-            if "customizer" not in (_name(pod) or "") or ENTITY_HANDLER in (_name(pod) or ""):
-                continue
-            try:
-                text = core.read_namespaced_pod_log(_name(pod), ns, tail_lines=log_lines)
-                scene["logs"][(ns, _name(pod))] = str(text or "").splitlines()
-            except ApiException as exc:
-                scene["not_checked"].append("log of Pod %s/%s: %s %s" % (ns, _name(pod), exc.status, exc.reason))
+            for container in log_containers(pod, (platform_facts or {}).get("platform")):
+                try:
+                    text = core.read_namespaced_pod_log(
+                        _name(pod), ns, container=container, tail_lines=log_lines, timestamps=True
+                    )
+                    scene["logs"][(ns, _name(pod), container)] = str(text or "").splitlines()
+                except ApiException as exc:
+                    scene["not_checked"].append(
+                        "log of Pod %s/%s container %s: %s %s" % (ns, _name(pod), container, exc.status, exc.reason)
+                    )
     scene["service_index"] = dict(
         (ns, [_name(s) for s in kinds.get("services") or []]) for ns, kinds in scene["objects"].items()
     )

@@ -18,6 +18,10 @@ description:
     findings catalogue (C(plugins/module_utils/diagnosis.py)) over what it reads.
   - Each finding is reported as symptom, evidence (the object, event, log line or API answer), cause and fix
     (the role, unit and variable that fixes it, or the manual step), with a severity.
+  - It reads container logs through C(pods/log) (the running container's last 200 lines, with their times) of
+    the customizer API's containers (a C(KeyError) on C(state)) and, on OpenShift, of every container that
+    mounts a PersistentVolumeClaim (C(Permission denied) under its mount path). A log it cannot read is listed
+    in RV(report.not_checked).
   - Never changes anything; needs only read access (C(rbac/inspect.yml)). Secrets are never read; only
     their names, as metadata. Every text it returns or writes is redacted.
   - The REST services (flywheel API, NeMo, Entity Store) are asked only when their URL or Service is given;

@@ -7,7 +7,9 @@ and NeMo SIMULATORS with a completed job. Each field failure test breaks ONE thi
 asserts the finding, its evidence and the named fix, applies that fix (the role's unit, or the named manual
 step) and asserts the doctor reports it healthy again. The last tests run the whole playbook with the read-only
 inspect account (nothing written: cluster snapshot equal before/after; secret scan of the output and reports),
-and diagnose a flywheel chart installed by plain `helm install` with its defaults.
+and diagnose a flywheel chart installed by plain `helm install` with its defaults. The PVC permission failure
+needs OpenShift's UID ranges: it runs on a namespace of the openshift profile. Container logs are real pods/log
+reads through the API server, served by kwok from files the tests write (tests/integration/kwok_logs.py).
 """
 
 from __future__ import annotations
@@ -27,8 +29,9 @@ from tests.integration import cluster_state
 from tests.integration.automation import CREDENTIAL_ENV, awx_credential_env, delete_account, make_account, token
 from tests.integration.conftest import api_client, kubeconfig_for
 from tests.integration.flywheel_sim import control
+from tests.integration.kwok_logs import serve_logs
 from tests.integration.nemo_sim import seed_job
-from tests.integration.remediate_run import run_role
+from tests.integration.remediate_run import fresh_namespace, run_role
 from tests.integration.secret_scan import scan_files, scan_text
 from tests.integration.test_remediate_units import EVALUATOR, evaluator_cr, job_pod, operator_style_evaluator
 from tests.sim.embedding_nim.simulator import start as start_embedding
@@ -46,6 +49,21 @@ NIM = "meta/llama-3.2-1b-instruct"
 GATED = "meta-llama/Llama-3.2-1B-Instruct"
 PULL_SECRET = "nvcrimagepullsecret"
 UPSTREAM = "nv-nvidia-blueprint-data-flywheel"  # where the chart puts its Secrets by default
+# the customizer's own log lines (field report seeds/000), served as its container log by kwok (Logs CRD)
+CUSTOMIZER_LOG = [
+    "INFO: customizer - Loaded in-cluster K8s config",
+    'INFO   127.0.0.6:44565 - "POST /v1/customization/jobs HTTP/1.1" 200',
+    'INFO   127.0.0.6:44565 - "GET /v1/customization/jobs/cust-9Hkmp47jdht6cPxgA9S7PL/status HTTP/1.1" 200',
+]
+KEYERROR_TRACEBACK = [
+    "ERROR: customizer - JobWatcher(cust-9Hkmp47jdht6cPxgA9S7PL) caught exception in watch loop",
+    "Traceback (most recent call last):",
+    '  File "/app/.venv/lib/python3.11/site-packages/customizer/jobs/tasks.py", line 173, in watch',
+    "    if await self.done():",
+    '  File "/app/.venv/lib/python3.11/site-packages/customizer/jobs/tasks.py", line 107, in done',
+    '    ntj_state = ntj_status["state"]',
+    "KeyError: 'state'",
+]
 
 
 class Scene:
@@ -89,7 +107,7 @@ class Scene:
             client.V1Deployment(
                 metadata=client.V1ObjectMeta(name="nemocustomizer-sample"),
                 spec=client.V1DeploymentSpec(
-                    replicas=0,
+                    replicas=1,
                     selector=client.V1LabelSelector(match_labels={"app": "customizer"}),
                     template=client.V1PodTemplateSpec(
                         metadata=client.V1ObjectMeta(labels={"app": "customizer"}),
@@ -105,6 +123,7 @@ class Scene:
                 ),
             ),
         )
+        serve_logs(self.api, self.ns, self.customizer_pod(), {"customizer": CUSTOMIZER_LOG}, tmp)
         self.remediate_vars = {
             "remediate_namespace": self.ns,
             "remediate_evaluator_name": EVALUATOR,
@@ -129,6 +148,21 @@ class Scene:
         )
         assert prereqs.ok, prereqs.failure_msg() or prereqs.text()[-3000:]
         self.job_id = self.run_flywheel_job("ok")
+
+    def customizer_pod(self, other_than=None, timeout=90):
+        """The name of the customizer Deployment's running Pod (bound to a node), once there is one but `other_than`."""
+        core = client.CoreV1Api(self.api)
+        deadline = time.monotonic() + timeout
+        while True:
+            pods = [
+                p.metadata.name
+                for p in core.list_namespaced_pod(self.ns, label_selector="app=customizer").items
+                if p.spec.node_name and not p.metadata.deletion_timestamp and p.metadata.name != other_than
+            ]
+            if pods:
+                return pods[0]
+            assert time.monotonic() < deadline, f"no customizer Pod in {self.ns} but {other_than} after {timeout}s"
+            time.sleep(0.5)
 
     @property
     def endpoint(self):
@@ -329,6 +363,59 @@ def test_training_job_is_pending(scene, ansible_module):
     assert ids(scene.doctor(ansible_module)) == []
 
 
+def test_customizer_keyerror_state(scene, ansible_module, tmp_path):
+    """Seed 000: a failing entity-handler Job copied by hand with /scratch added; the customizer's watcher of that
+    customization then fails on its NemoTrainingJob without status: KeyError: 'state' in the customizer's log,
+    read through the API server (pods/log) from kwok."""
+    core, batch = client.CoreV1Api(scene.api), client.BatchV1Api(scene.api)
+    handmade = "cust-9hkmp47jdht6cpxga9s7pl-entity-handler-0-fixed"
+    volume = client.V1Volume(name="scratch", empty_dir=client.V1EmptyDirVolumeSource())
+    batch.create_namespaced_job(
+        scene.ns,
+        client.V1Job(
+            metadata=client.V1ObjectMeta(name=handmade, labels={"app": "nemo-k8s-operator"}),
+            spec=client.V1JobSpec(
+                backoff_limit=5,
+                template=client.V1PodTemplateSpec(
+                    spec=client.V1PodSpec(
+                        restart_policy="Never",
+                        image_pull_secrets=[client.V1LocalObjectReference(name=PULL_SECRET)],
+                        volumes=[volume],
+                        containers=[
+                            client.V1Container(
+                                name="main",
+                                image="nvcr.io/nvidia/nemo-microservices/nds-v2-huggingface-cli:25.08",
+                                volume_mounts=[client.V1VolumeMount(name="scratch", mount_path="/scratch")],
+                            )
+                        ],
+                    )
+                ),
+            ),
+        ),
+    )
+    pod = scene.customizer_pod()
+    serve_logs(scene.api, scene.ns, pod, {"customizer": CUSTOMIZER_LOG + KEYERROR_TRACEBACK}, tmp_path)
+    report = scene.doctor(ansible_module)
+    assert ids(report) == ["customizer-keyerror-state"]
+    finding = only(report, "customizer-keyerror-state")
+    assert finding["evidence"] == [
+        f"Pod {scene.ns}/{pod} container customizer log: KeyError: 'state'",
+        "the error it follows: " + KEYERROR_TRACEBACK[0],
+    ]
+    assert finding["where"] == f"{scene.ns}/{pod}"
+    assert finding["fix"]["role"] == "dataflywheel.blueprint.remediate" and finding["fix"]["unit"] == "scratch-volume"
+    assert "delete the hand-made entity-handler Jobs, restart the customizer" in finding["fix"]["manual"]
+    # the named fix: the hand-made Job deleted, the scratch unit applied, the customizer restarted (its
+    # ReplicaSet makes a new Pod, whose log is its own), the customization started again
+    batch.delete_namespaced_job(handmade, scene.ns, propagation_policy="Background")
+    fix_unit(scene, "admission")
+    core.delete_namespaced_pod(pod, scene.ns)
+    restarted = scene.customizer_pod(other_than=pod)
+    serve_logs(scene.api, scene.ns, restarted, {"customizer": CUSTOMIZER_LOG}, tmp_path)
+    scene.run_flywheel_job("ok")
+    assert ids(scene.doctor(ansible_module)) == []
+
+
 def test_job_completed_with_failed_parts(scene, ansible_module):
     scene.run_flywheel_job("eval_failed")
     finding = only(scene.doctor(ansible_module), "flywheel-job-failed-parts")
@@ -358,6 +445,156 @@ def test_nfs_names_unresolvable_on_nodes(scene, ansible_module):
     # the fix is on the nodes (search domain or an FQDN StorageClass); once mounts work the kubelet's event ages out
     core.delete_namespaced_event(event.metadata.name, scene.ns)
     assert ids(scene.doctor(ansible_module)) == []
+
+
+# ---------------------------------------------------------------- OpenShift: the model PVC and the namespace UID range
+
+MODEL_PVC = "finetuning-ms-models-pvc"
+MODEL_MOUNT = "/mount/models"
+UID_RANGE = "openshift.io/sa.scc.uid-range"
+DENIED = f"Cannot read directory '{MODEL_MOUNT}/llama32_1b-instruct_2_0'. Reason: [Errno 13] Permission denied"
+TRAINING_LOG = [f"INFO: loading the base model from {MODEL_MOUNT}/llama32_1b-instruct_2_0", "INFO: step 1/50"]
+
+
+@pytest.fixture(scope="module")
+def openshift_ns():
+    """A namespace of the openshift profile (its UID range written by the emulated cluster-policy-controller) with
+    the customizer's base model PVC, bound."""
+    kubeconfig = kubeconfig_for("openshift")
+    api, ns = fresh_namespace(kubeconfig, "dg-ocp")
+    core = client.CoreV1Api(api)
+    core.create_namespaced_persistent_volume_claim(
+        ns,
+        client.V1PersistentVolumeClaim(
+            metadata=client.V1ObjectMeta(name=MODEL_PVC),
+            spec=client.V1PersistentVolumeClaimSpec(
+                access_modes=["ReadWriteOnce"],
+                resources=client.V1VolumeResourceRequirements(requests={"storage": "50Gi"}),
+            ),
+        ),
+    )
+    deadline = time.monotonic() + 60
+    while not (
+        (core.read_namespace(ns).metadata.annotations or {}).get(UID_RANGE)
+        and core.read_namespaced_persistent_volume_claim(MODEL_PVC, ns).status.phase == "Bound"
+        and core.list_namespaced_service_account(ns, field_selector="metadata.name=default").items
+    ):
+        assert time.monotonic() < deadline, f"{ns}: no UID range, default ServiceAccount or bound PVC after 60 s"
+        time.sleep(0.5)
+    yield kubeconfig, api, ns
+    core.delete_namespace(ns)
+
+
+def training_pod(api, ns, job_name, uid):
+    """A customization's training Job as the customizer creates it, the base model PVC at /mount/models, running as
+    the namespace's UID (what OpenShift's SCC admission assigns; the emulated admission refuses one outside the
+    range); the name of its Pod once bound to a node."""
+    client.BatchV1Api(api).create_namespaced_job(
+        ns,
+        client.V1Job(
+            metadata=client.V1ObjectMeta(name=job_name),
+            spec=client.V1JobSpec(
+                backoff_limit=0,
+                template=client.V1PodTemplateSpec(
+                    spec=client.V1PodSpec(
+                        restart_policy="Never",
+                        volumes=[
+                            client.V1Volume(
+                                name="models",
+                                persistent_volume_claim=client.V1PersistentVolumeClaimVolumeSource(
+                                    claim_name=MODEL_PVC
+                                ),
+                            )
+                        ],
+                        containers=[
+                            client.V1Container(
+                                name="training",
+                                image="nvcr.io/nvidia/nemo-microservices/customizer:25.08",
+                                security_context=client.V1SecurityContext(run_as_user=uid),
+                                volume_mounts=[client.V1VolumeMount(name="models", mount_path=MODEL_MOUNT)],
+                            )
+                        ],
+                    )
+                ),
+            ),
+        ),
+    )
+    core, deadline = client.CoreV1Api(api), time.monotonic() + 90
+    while True:
+        pods = [
+            p.metadata.name
+            for p in core.list_namespaced_pod(ns, label_selector=f"job-name={job_name}").items
+            if p.spec.node_name
+        ]
+        if pods:
+            return pods[0]
+        assert time.monotonic() < deadline, f"Job {ns}/{job_name} has no scheduled Pod after 90 s"
+        time.sleep(0.5)
+
+
+def test_pvc_permission_denied_from_the_uid_range(openshift_ns, ansible_module, tmp_path):
+    """Seed 001: the base model files on the customizer's PVC belong to UID 1000 (the first deployment); after a
+    redeploy OpenShift runs the training Pods with a UID of the namespace's range, and they log Permission denied.
+    The doctor reads that log on the openshift profile; the named fix is the remediate unit's ownership Job."""
+    kubeconfig, api, ns = openshift_ns
+    uid_range = client.CoreV1Api(api).read_namespace(ns).metadata.annotations[UID_RANGE]
+    uid = int(uid_range.split("/")[0])
+
+    def doctor():
+        result = ansible_module(
+            "flywheel_diagnose",
+            {"namespaces": [ns], "checks": ["model-pvc-ownership"]},
+            env={"K8S_AUTH_KUBECONFIG": kubeconfig},
+        )
+        assert not result.get("failed") and result["changed"] is False, result.get("msg")
+        # every training Pod's log was read (the ownership Job's Pod, whose log kwok has no file for, is not)
+        unread = [n for n in result["report"]["not_checked"] if "dfw-model-perms-" not in n]
+        assert not unread, unread
+        return result["report"]
+
+    first = training_pod(api, ns, "cust-x1-training", uid)
+    serve_logs(api, ns, first, {"training": TRAINING_LOG}, tmp_path)
+    healthy = doctor()
+    assert healthy["discovered"]["platform"] == "openshift" and ids(healthy) == []
+    broken = training_pod(api, ns, "cust-x2-training", uid)
+    serve_logs(api, ns, broken, {"training": ["INFO: customization cust-x2 starting", DENIED]}, tmp_path)
+    report = doctor()
+    assert [(f["id"], f["where"]) for f in report["findings"]] == [("model-pvc-ownership", f"{ns}/{broken}")]
+    finding = report["findings"][0]
+    assert finding["evidence"][0].startswith(f"Pod {ns}/{broken} container training log at ")
+    assert finding["evidence"][0].endswith(": " + DENIED)
+    assert finding["evidence"][1:] == [
+        f"PVC {MODEL_PVC} mounted at {MODEL_MOUNT}; the container runs as UID {uid}; namespace {ns} has "
+        f"{UID_RANGE} {uid_range}",
+        f"no ownership Job for PVC {MODEL_PVC} (dfw-model-perms-{MODEL_PVC}-*)",
+    ]
+    assert finding["fix"] == {
+        "role": "dataflywheel.blueprint.remediate",
+        "unit": "openshift-model-ownership",
+        "variable": "remediate_model_pvc",
+    }
+    fix = run_role(
+        {
+            "remediate_namespace": ns,
+            "remediate_model_pvc": MODEL_PVC,
+            "remediate_model_mount_path": MODEL_MOUNT,
+            "remediate_evaluator_name": "",
+            "remediate_scratch_required": False,
+        },
+        kubeconfig=kubeconfig,
+        tasks_from="main",
+        tmp_path=tmp_path,
+    )
+    assert fix.ok, fix.failure_msg() or fix.text()[-3000:]
+    assert ids(doctor()) == []  # the denial was logged before the ownership Job completed
+    again = training_pod(api, ns, "cust-x3-training", uid)
+    serve_logs(api, ns, again, {"training": TRAINING_LOG}, tmp_path)
+    assert ids(doctor()) == []
+    # a denial logged after the ownership Job completed is not history: the fix did not hold
+    time.sleep(1.1)  # log and Job times are compared to the second
+    serve_logs(api, ns, again, {"training": [*TRAINING_LOG, DENIED]}, tmp_path)
+    later = only(doctor(), "model-pvc-ownership")
+    assert later["where"] == f"{ns}/{again}" and ", before this denial" in later["evidence"][2], later["evidence"]
 
 
 # ---------------------------------------------------------------- the playbook: reused checks, read-only account
@@ -450,6 +687,7 @@ def test_healthy_scene_read_only_with_the_inspect_account(scene, ansible_playboo
     report = json.loads((tmp_path / "report" / "diagnosis.json").read_text())
     assert report["healthy"] and report["findings"] == [], report["findings"]
     assert not [n for n in report["not_checked"] if "Secret names" in n or "answered 403" in n], report["not_checked"]
+    assert not [n for n in report["not_checked"] if n.startswith("log of Pod")], "pods/log is read with the account"
     assert cluster_state.diff(before, after) == ""
     assert "changed=0" in run.stdout
     assert sorted(p.name for p in (tmp_path / "report").iterdir()) == [

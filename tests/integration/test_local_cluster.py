@@ -14,6 +14,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from .conftest import api_client
+from .kwok_logs import serve_logs, write_log
 
 pytestmark = pytest.mark.cluster
 
@@ -253,6 +254,31 @@ def test_pvc_is_bound_by_the_emulated_provisioner(vanilla, namespace):
     pv = core.read_persistent_volume(pvc.spec.volume_name)
     assert pv.spec.csi.driver == "nfs.csi.k8s.io"
     assert pv.spec.csi.volume_attributes["server"] == "nfs.dfw.example.test"
+
+
+@sim_only
+def test_container_logs_come_through_the_api_server_from_kwok(vanilla, namespace, tmp_path):
+    """pods/log as a kubelet serves it: per container, tailLines, the current content of the log, and a 400 for a
+    container whose log there is none of (kwok Logs CRD, read by the real kube-apiserver from kwok's endpoint)."""
+    core = client.CoreV1Api(vanilla)
+    core.create_namespaced_pod(
+        namespace,
+        client.V1Pod(
+            metadata=client.V1ObjectMeta(name="two"),
+            spec=client.V1PodSpec(
+                containers=[client.V1Container(name="app", image="app"), client.V1Container(name="side", image="s")]
+            ),
+        ),
+    )
+    wait_for(lambda: core.read_namespaced_pod("two", namespace).spec.node_name, what="the Pod scheduled")
+    files = serve_logs(vanilla, namespace, "two", {"app": ["starting", "ERROR: it broke"]}, tmp_path)
+    assert core.read_namespaced_pod_log("two", namespace, container="app") == "starting\nERROR: it broke\n"
+    assert core.read_namespaced_pod_log("two", namespace, container="app", tail_lines=1) == "ERROR: it broke\n"
+    write_log(files["app"], ["starting", "ERROR: it broke", "recovered"])
+    assert core.read_namespaced_pod_log("two", namespace, container="app", tail_lines=1) == "recovered\n"
+    with pytest.raises(ApiException) as err:
+        core.read_namespaced_pod_log("two", namespace, container="side")
+    assert err.value.status == 400 and "side" in err.value.body
 
 
 # ------------------------------------------------------------------ RBAC

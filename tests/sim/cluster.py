@@ -295,8 +295,10 @@ def kwokctl_config(profile: str) -> Path:
             "kubeAdmission": True,
             "quietPull": True,
             # kwok's port-forward rules as CRDs, so a test can point a Pod's port at a real server on
-            # loopback and the API server's portforward subresource reaches it (kwok plays kubelet).
-            "enableCRDs": ["PortForward", "ClusterPortForward"],
+            # loopback and the API server's portforward subresource reaches it (kwok plays kubelet);
+            # Logs likewise: a Logs object names the file (CRI log format) kwok serves as a container's
+            # log, which the API server's pods/log subresource reads from kwok's kubelet endpoint.
+            "enableCRDs": ["PortForward", "ClusterPortForward", "Logs"],
         },
     }
     if profile in MAP_PROFILES:

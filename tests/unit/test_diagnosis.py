@@ -40,6 +40,39 @@ def test_every_catalogue_entry_is_complete_and_names_a_real_fix():
             assert fix["unit"] in units, (check_id, fix["unit"])
 
 
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("x-1 fatal\n  symptom: s\n  cause: c\n  manual: m\n", "line 1: want a new `<id> <severity>`"),
+        ("x-1 error\n  symptom: s\n  cause: c\n  manual: m\nx-1 error\n", "line 5: want a new `<id>"),
+        ("x-1 error\n  symptom: s\n  reason: c\n", "line 3: want `symptom|cause|role|unit|variable|manual: <text>`"),
+        ("x-1 error\n  symptom: s\n  cause: c\n  unit: u\n", "entry x-1: a symptom, a cause and a role or manual"),
+    ],
+)
+def test_the_catalogue_text_is_parsed_strictly(text, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        dg.parse_catalogue(text)
+
+
+def test_a_catalogue_field_continues_on_deeper_lines_and_only_there():
+    parsed = dg.parse_catalogue(
+        "a-b warning\n  symptom: one\n    two\n  cause: c\n  role: r\nc-d info\n  symptom: s\n  cause: c\n  manual: m\n"
+    )
+    assert parsed == {
+        "a-b": {"severity": "warning", "symptom": "one two", "cause": "c", "fix": {"role": "r"}},
+        "c-d": {"severity": "info", "symptom": "s", "cause": "c", "fix": {"manual": "m"}},
+    }
+    with pytest.raises(ValueError, match="line 2"):
+        dg.parse_catalogue("a-b warning\n    continues nothing\n")
+
+
+def test_every_id_the_checks_file_under_is_in_the_catalogue():
+    used = set(dg.NEEDLE_IDS.values()) | set(dg.CUSTOMIZER_IDS) | {"deployment-not-found", "preflight-check-failed"}
+    used |= set(re.findall(r'finding\(\s*"([a-z0-9-]+)"', (ROOT / "plugins/module_utils/diagnosis.py").read_text()))
+    assert used - set(dg.CATALOGUE) == set()
+    assert len(dg.CATALOGUE) == dg.CATALOGUE_TEXT.count("\n\n") + 1  # one block an entry, none lost
+
+
 def test_every_hint_of_the_nemo_job_diagnosis_is_filed_under_a_catalogue_entry():
     """The doctor reads failed job parts with nemo_jobs' own needles (one definition), each mapped to an entry."""
     for needle, _hint in nemo_jobs.HINTS:
@@ -144,41 +177,126 @@ def test_scratch_policy_or_a_customizer_that_mounts_it():
     assert dg.check_scratch_volume(policy_without_binding)
 
 
-def test_model_pvc_ownership_on_openshift_only():
+RANGE = {NS: {"annotations": {"openshift.io/sa.scc.uid-range": "1000680000/10000"}}}
+
+
+def pvc_pod(name, container, path, claim="model-store", uid=None, terminated=None):
     pod = {
-        "metadata": {"name": "nim-0"},
-        "spec": {"volumes": [{"name": "m", "persistentVolumeClaim": {"claimName": "model-store"}}]},
-        "status": {
-            "containerStatuses": [
+        "metadata": {"name": name},
+        "spec": {
+            "volumes": [{"name": "m", "persistentVolumeClaim": {"claimName": claim}}, {"name": "s", "emptyDir": {}}],
+            "containers": [
                 {
-                    "name": "nim",
-                    "lastState": {
-                        "terminated": {"message": "PermissionError: [Errno 13] Permission denied: '/model-store/x'"}
-                    },
+                    "name": container,
+                    "volumeMounts": [{"name": "m", "mountPath": path}, {"name": "s", "mountPath": "/scratch"}],
+                    **({"securityContext": {"runAsUser": uid}} if uid else {}),
                 }
-            ]
+            ],
         },
     }
-    broken = scene(
-        pods=[pod],
-        platform={"platform": "openshift"},
-        namespaces={NS: {"annotations": {"openshift.io/sa.scc.uid-range": "1000680000/10000"}}},
-    )
-    found = dg.check_model_pvc_ownership(broken)
-    assert found[0]["id"] == "model-pvc-ownership" and "1000680000/10000" in found[0]["evidence"][1]
-    fixed = dict(broken)
-    fixed["objects"] = {
-        NS: dict(broken["objects"][NS], jobs=[{"metadata": {"name": "dfw-model-perms-model-store-abc123"}}])
+    if terminated:
+        pod["status"] = {"containerStatuses": [{"name": container, "lastState": {"terminated": terminated}}]}
+    return pod
+
+
+def ownership_job(completed_at=None, claim="model-store"):
+    job = {
+        "metadata": {"name": "dfw-model-perms-%s-abc123" % claim},
+        "spec": {"template": {"spec": {"volumes": [{"name": "model", "persistentVolumeClaim": {"claimName": claim}}]}}},
+        "status": {},
     }
-    assert dg.check_model_pvc_ownership(fixed) == []
+    if completed_at:
+        job["status"] = {"completionTime": completed_at, "conditions": [{"type": "Complete", "status": "True"}]}
+    return job
+
+
+DENIED = "Cannot read directory '/mount/models/llama32_1b-instruct_2_0'. Reason: [Errno 13] Permission denied"
+
+
+def test_model_pvc_ownership_from_a_termination_message_on_openshift_only():
+    pod = pvc_pod(
+        "nim-0",
+        "nim",
+        "/model-store",
+        terminated={"message": "PermissionError: [Errno 13] Permission denied: '/model-store/x'"},
+    )
+    broken = scene(pods=[pod], platform={"platform": "openshift"}, namespaces=RANGE)
+    found = dg.check_model_pvc_ownership(broken)
+    assert [f["id"] for f in found] == ["model-pvc-ownership"]
+    assert found[0]["evidence"] == [
+        "Pod nemo/nim-0 container nim terminated: PermissionError: [Errno 13] Permission denied: '/model-store/x'",
+        "PVC model-store mounted at /model-store; the container runs as the UID OpenShift picks from the range (the "
+        "spec sets none); namespace nemo has openshift.io/sa.scc.uid-range 1000680000/10000",
+        "no ownership Job for PVC model-store (dfw-model-perms-model-store-*)",
+    ]
+    fixed = scene(
+        pods=[pod], platform={"platform": "openshift"}, namespaces=RANGE, jobs=[ownership_job("2026-12-05T00:01:00Z")]
+    )
+    assert dg.check_model_pvc_ownership(fixed) == []  # no time on the message: the completed Job is taken as the fix
     assert dg.check_model_pvc_ownership(dict(broken, platform={"platform": "vanilla"})) == []
 
 
+def test_model_pvc_ownership_from_the_log_and_when_the_fix_ran():
+    def with_log(jobs, when="2026-12-05T00:00:05.123456789Z", line=DENIED):
+        return scene(
+            pods=[pvc_pod("train-0", "train", "/mount/models", uid=1000680000)],
+            jobs=jobs,
+            platform={"platform": "openshift"},
+            namespaces=RANGE,
+            logs={(NS, "train-0", "train"): ["%s starting" % when, "%s %s" % (when, line)]},
+        )
+
+    found = dg.check_model_pvc_ownership(with_log([]))
+    assert found[0]["evidence"][0] == "Pod nemo/train-0 container train log at 2026-12-05T00:00:05Z: " + DENIED
+    assert "the container runs as UID 1000680000" in found[0]["evidence"][1]
+    assert found[0]["where"] == "nemo/train-0"
+    assert dg.check_model_pvc_ownership(with_log([ownership_job("2026-12-05T00:01:00Z")])) == []
+    pending = dg.check_model_pvc_ownership(with_log([ownership_job()]))
+    assert pending[0]["evidence"][2] == "ownership Job dfw-model-perms-model-store-abc123 not completed"
+    after = dg.check_model_pvc_ownership(with_log([ownership_job("2026-12-05T00:01:00Z")], "2026-12-05T00:02:00Z"))
+    assert "completed at 2026-12-05T00:01:00Z, before this denial" in after[0]["evidence"][2]
+    other_pvc = dg.check_model_pvc_ownership(with_log([ownership_job("2026-12-05T00:01:00Z", claim="other")]))
+    assert len(other_pvc) == 1
+    scratch = with_log([], line="PermissionError: [Errno 13] Permission denied: '/scratch'")
+    assert dg.check_model_pvc_ownership(scratch) == []  # not under the PVC: the scratch-volume check's
+
+
+def test_the_doctor_reads_the_logs_the_checks_need_only():
+    customizer = {
+        "metadata": {"name": "nemocustomizer-7d9-x"},
+        "spec": {"containers": [{"name": "api"}, {"name": "sidecar"}]},
+    }
+    handler = {"metadata": {"name": "cust-1-entity-handler-0-x"}, "spec": {"containers": [{"name": "main"}]}}
+    trainer = pvc_pod("train-0", "train", "/mount/models")
+    assert dg.log_containers(customizer) == ["api", "sidecar"]
+    assert dg.log_containers(handler, "openshift") == []
+    assert dg.log_containers(trainer, "openshift") == ["train"]
+    assert dg.log_containers(trainer, "vanilla") == []
+
+
 def test_customizer_keyerror_state_from_its_log():
-    log = ["2025-10-10T12:04:17Z ERROR: customizer - JobWatcher caught exception", "KeyError: 'state'"]
-    found = dg.check_customizer_logs(scene(logs={(NS, "nemocustomizer-0"): log}))
+    log = [
+        "2025-10-10T12:04:17.000000000Z INFO: customizer - Loaded in-cluster K8s config",
+        "2025-10-10T12:04:17.000000000Z ERROR: customizer - JobWatcher(cust-9Hk) caught exception in watch loop",
+        "2025-10-10T12:04:17.000000000Z Traceback (most recent call last):",
+        "2025-10-10T12:04:17.000000000Z KeyError: 'state'",
+    ]
+    found = dg.check_customizer_logs(scene(logs={(NS, "nemocustomizer-0", "api"): log}))
     assert [f["id"] for f in found] == ["customizer-keyerror-state"]
-    assert found[0]["evidence"] == ["Pod nemo/nemocustomizer-0 log: KeyError: 'state'"]
+    assert found[0]["evidence"] == [
+        "Pod nemo/nemocustomizer-0 container api log: KeyError: 'state'",
+        "the error it follows: ERROR: customizer - JobWatcher(cust-9Hk) caught exception in watch loop",
+    ]
+    assert dg.check_customizer_logs(scene(logs={(NS, "nemocustomizer-0", "api"): log[:2]})) == []
+
+
+def test_log_evidence_is_redacted():
+    token = "hf_" + "Zq7" * 8
+    log = ["ERROR: customizer - download with HF_TOKEN=%s failed" % token, "KeyError: 'state'"]
+    report = dg.diagnose(scene(logs={(NS, "nemocustomizer-0", "api"): log}), checks=["customizer-logs"])
+    text = json.dumps(report) + dg.markdown(report) + dg.html(report) + "\n".join(dg.summary_lines(report))
+    assert "HF_TOKEN=<redacted>" in report["findings"][0]["evidence"][1]
+    assert token not in text
 
 
 def test_job_failures_are_filed_by_kind():
