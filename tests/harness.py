@@ -72,6 +72,8 @@ class Cost:
     forked_cpu: float = 0.0
     inprocess: int = 0
     inprocess_cpu: float = 0.0
+    wall: float = 0.0  # seconds the file's tests took (setup, call, teardown)
+    cpu: float = 0.0  # CPU-seconds of the test process and the processes it waited for, in those seconds
 
     def add(self, other: dict) -> None:
         for key, value in other.items():
@@ -94,6 +96,11 @@ def _children_cpu() -> float:
 def _self_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
+
+
+def self_and_children_cpu() -> float:
+    """CPU-seconds of this process and of the child processes it has waited for."""
+    return _self_cpu() + _children_cpu()
 
 
 # ---------------------------------------------------------------- environment
