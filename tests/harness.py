@@ -45,6 +45,10 @@ BIN = Path(sys.executable).parent
 CALLBACKS = ROOT / "tests" / "integration" / "callback_plugins"
 COLLECTION = "dataflywheel.blueprint"
 DEFAULT_TIMEOUT = 1800  # seconds; a run that hangs fails with its last tasks instead of hanging the suite
+# Every Ansible process a test starts loads this test-only callback: it fills the Jinja plugin caches once, before
+# ansible-playbook forks a worker per task (callback_plugins/dfw_warm.py). Benchmarks (no pytest) run without it,
+# and so does every test run with DFW_ANSIBLE_WARM=0 (to compare the cost table).
+WARM_CALLBACK = "dfw_warm"
 
 # kubernetes.core caches API discovery in $TMPDIR/k8srcp-<hash of the server URL>.json and keeps using it
 # while the kinds it looks up are found. Local clusters are recreated on reused loopback ports (and /tmp is
@@ -118,25 +122,37 @@ def ansible_settings() -> dict:
     }
 
 
-def ansible_env(extra: dict | None = None, *, json_output: bool = False, marker: Path | None = None) -> dict:
+def ansible_env(
+    extra: dict | None = None, *, json_output: bool = False, marker: Path | None = None, warm: bool = True
+) -> dict:
     """The environment of every Ansible process the tests start: the test's environment, ansible_settings(),
     optionally the json stdout callback and the task-marker callback. `extra` wins over all of it; a value of
-    None removes the variable (a run that must not see the test's KUBECONFIG, say)."""
+    None removes the variable (a run that must not see the test's KUBECONFIG, say). Under pytest the test-only
+    callback dfw_warm is added to the callbacks `extra` names (`warm`; see WARM_CALLBACK)."""
     env = {**os.environ, **ansible_settings()}
     if json_output:
         env.update(ANSIBLE_STDOUT_CALLBACK="ansible.posix.json", ANSIBLE_LOAD_CALLBACK_PLUGINS="1")
     if marker is not None:
-        env.update(
-            ANSIBLE_CALLBACK_PLUGINS=str(CALLBACKS),
-            ANSIBLE_CALLBACKS_ENABLED="dfw_task_marker",
-            DFW_TASK_MARKER_FILE=str(marker),
-        )
+        env.update(_with_callback(env, "dfw_task_marker"), DFW_TASK_MARKER_FILE=str(marker))
     for key, value in (extra or {}).items():
         if value is None:
             env.pop(key, None)
         else:
             env[key] = value
+    # a test's run, not a benchmark's (callback_plugins/dfw_warm.py); DFW_ANSIBLE_WARM=0 turns it off to compare
+    if warm and "PYTEST_CURRENT_TEST" in os.environ and env.get("DFW_ANSIBLE_WARM") != "0":
+        env.update(_with_callback(env, WARM_CALLBACK))
     return env
+
+
+def _with_callback(env: dict, name: str) -> dict:
+    """ANSIBLE_CALLBACK_PLUGINS and ANSIBLE_CALLBACKS_ENABLED of `env` plus the test callback `name`."""
+    paths = [p for p in env.get("ANSIBLE_CALLBACK_PLUGINS", "").split(os.pathsep) if p]
+    enabled = [c.strip() for c in env.get("ANSIBLE_CALLBACKS_ENABLED", "").split(",") if c.strip()]
+    return {
+        "ANSIBLE_CALLBACK_PLUGINS": os.pathsep.join(paths + [str(CALLBACKS)] * (str(CALLBACKS) not in paths)),
+        "ANSIBLE_CALLBACKS_ENABLED": ",".join(enabled + [name] * (name not in enabled)),
+    }
 
 
 # ---------------------------------------------------------------- playbooks
@@ -311,7 +327,10 @@ def _module_via_ansible(module: str, args: dict, *, check: bool, diff: bool, env
         cmd,
         capture_output=True,
         text=True,
-        env=ansible_env({"ANSIBLE_STDOUT_CALLBACK": "json", "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1", **(env or {})}),
+        # one task, one fork: nothing for dfw_warm to share
+        env=ansible_env(
+            {"ANSIBLE_STDOUT_CALLBACK": "json", "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1", **(env or {})}, warm=False
+        ),
         cwd=ROOT,
         check=False,
         timeout=DEFAULT_TIMEOUT,
