@@ -95,9 +95,8 @@ changelog: venv ## fold changelogs/fragments into the release of galaxy.yml's ve
 	$(BIN)/antsibull-changelog release --version $$(sed -n 's/^version: //p' galaxy.yml) --update-existing
 
 .PHONY: docs
-docs: venv ## regenerate docs/troubleshooting.md's unit table from the units' Symptom/Cause/Fix/Check blocks; plugins/doc_fragments/rest_api.py from the REST option table
+docs: venv ## regenerate docs/troubleshooting.md's unit table from the units' Symptom/Cause/Fix/Check blocks
 	$(PY) tests/tools/troubleshooting.py
-	$(PY) tests/tools/rest_api_fragment.py
 
 .PHONY: fmt
 fmt: venv ## format Python with ruff

@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import os
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -112,6 +113,18 @@ def ansible_module():
 # ---------------------------------------------------------------- the cost report
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    """Wall and CPU time of each test file (all phases; a module-scoped scene is in its first test's setup and
+    its last test's teardown). CPU counts this process and the processes it waited for (ansible, helm, ...),
+    not the local clusters' daemons."""
+    started, cpu = time.monotonic(), harness.self_and_children_cpu()
+    yield
+    harness.COSTS[item.nodeid.split("::", 1)[0]].add(
+        {"wall": time.monotonic() - started, "cpu": harness.self_and_children_cpu() - cpu}
+    )
+
+
 def pytest_sessionfinish(session):
     workeroutput = getattr(session.config, "workeroutput", None)
     if workeroutput is not None:  # a pytest-xdist worker: hand the counts to the controller
@@ -125,20 +138,27 @@ def pytest_testnodedown(node, error):
 
 
 def pytest_terminal_summary(terminalreporter):
-    costs = {name: cost for name, cost in harness.COSTS.items() if any(vars(cost).values())}
-    if not costs:
+    def ran_ansible(cost):
+        return cost.playbooks or cost.forked or cost.inprocess
+
+    if not any(ran_ansible(cost) for cost in harness.COSTS.values()):
         return
+    # files that ran Ansible, and any other that took 5 s or more
+    costs = {name: cost for name, cost in harness.COSTS.items() if ran_ansible(cost) or cost.wall >= 5}
     write = terminalreporter.write_line
     terminalreporter.section("Ansible cost per test file (tests/harness.py)")
-    write(f"{'playbooks':>9} {'cpu-s':>7} {'forked':>6} {'cpu-s':>7} {'in-proc':>7} {'cpu-s':>6}  file")
+    columns = ("playbooks", "cpu-s", "forked", "cpu-s", "in-proc", "cpu-s", "wall-s", "all-cpu")
+    write(" ".join(f"{c:>{w}}" for c, w in zip(columns, (9, 7, 6, 7, 7, 6, 7, 7))) + "  file")
     total = harness.Cost()
     for name, cost in sorted(costs.items(), key=lambda kv: -(kv[1].playbook_cpu + kv[1].forked_cpu)):
         total.add(vars(cost))
-        write(
-            f"{cost.playbooks:9d} {cost.playbook_cpu:7.1f} {cost.forked:6d} {cost.forked_cpu:7.1f} "
-            f"{cost.inprocess:7d} {cost.inprocess_cpu:6.1f}  {name}"
-        )
-    write(
-        f"{total.playbooks:9d} {total.playbook_cpu:7.1f} {total.forked:6d} {total.forked_cpu:7.1f} "
-        f"{total.inprocess:7d} {total.inprocess_cpu:6.1f}  total"
+        write(_cost_line(cost, name))
+    write(_cost_line(total, "total"))
+    write("all-cpu: CPU-s of the test process and every process it waited for (ansible, helm), not the clusters")
+
+
+def _cost_line(cost: harness.Cost, name: str) -> str:
+    return (
+        f"{cost.playbooks:9d} {cost.playbook_cpu:7.1f} {cost.forked:6d} {cost.forked_cpu:7.1f} "
+        f"{cost.inprocess:7d} {cost.inprocess_cpu:6.1f} {cost.wall:7.1f} {cost.cpu:7.1f}  {name}"
     )

@@ -45,6 +45,10 @@ BIN = Path(sys.executable).parent
 CALLBACKS = ROOT / "tests" / "integration" / "callback_plugins"
 COLLECTION = "dataflywheel.blueprint"
 DEFAULT_TIMEOUT = 1800  # seconds; a run that hangs fails with its last tasks instead of hanging the suite
+# Every Ansible process a test starts loads this test-only callback: it fills the Jinja plugin caches once, before
+# ansible-playbook forks a worker per task (callback_plugins/dfw_warm.py). Benchmarks (no pytest) run without it,
+# and so does every test run with DFW_ANSIBLE_WARM=0 (to compare the cost table).
+WARM_CALLBACK = "dfw_warm"
 
 # kubernetes.core caches API discovery in $TMPDIR/k8srcp-<hash of the server URL>.json and keeps using it
 # while the kinds it looks up are found. Local clusters are recreated on reused loopback ports (and /tmp is
@@ -72,6 +76,8 @@ class Cost:
     forked_cpu: float = 0.0
     inprocess: int = 0
     inprocess_cpu: float = 0.0
+    wall: float = 0.0  # seconds the file's tests took (setup, call, teardown)
+    cpu: float = 0.0  # CPU-seconds of the test process and the processes it waited for, in those seconds
 
     def add(self, other: dict) -> None:
         for key, value in other.items():
@@ -96,6 +102,11 @@ def _self_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def self_and_children_cpu() -> float:
+    """CPU-seconds of this process and of the child processes it has waited for."""
+    return _self_cpu() + _children_cpu()
+
+
 # ---------------------------------------------------------------- environment
 
 
@@ -111,28 +122,61 @@ def ansible_settings() -> dict:
     }
 
 
-def ansible_env(extra: dict | None = None, *, json_output: bool = False, marker: Path | None = None) -> dict:
+def ansible_env(
+    extra: dict | None = None, *, json_output: bool = False, marker: Path | None = None, warm: bool = True
+) -> dict:
     """The environment of every Ansible process the tests start: the test's environment, ansible_settings(),
     optionally the json stdout callback and the task-marker callback. `extra` wins over all of it; a value of
-    None removes the variable (a run that must not see the test's KUBECONFIG, say)."""
+    None removes the variable (a run that must not see the test's KUBECONFIG, say). Under pytest the test-only
+    callback dfw_warm is added to the callbacks `extra` names (`warm`; see WARM_CALLBACK)."""
     env = {**os.environ, **ansible_settings()}
     if json_output:
         env.update(ANSIBLE_STDOUT_CALLBACK="ansible.posix.json", ANSIBLE_LOAD_CALLBACK_PLUGINS="1")
     if marker is not None:
-        env.update(
-            ANSIBLE_CALLBACK_PLUGINS=str(CALLBACKS),
-            ANSIBLE_CALLBACKS_ENABLED="dfw_task_marker",
-            DFW_TASK_MARKER_FILE=str(marker),
-        )
+        env.update(_with_callback(env, "dfw_task_marker"), DFW_TASK_MARKER_FILE=str(marker))
     for key, value in (extra or {}).items():
         if value is None:
             env.pop(key, None)
         else:
             env[key] = value
+    # a test's run, not a benchmark's (callback_plugins/dfw_warm.py); DFW_ANSIBLE_WARM=0 turns it off to compare
+    if warm and "PYTEST_CURRENT_TEST" in os.environ and env.get("DFW_ANSIBLE_WARM") != "0":
+        env.update(_with_callback(env, WARM_CALLBACK))
     return env
 
 
+def _with_callback(env: dict, name: str) -> dict:
+    """ANSIBLE_CALLBACK_PLUGINS and ANSIBLE_CALLBACKS_ENABLED of `env` plus the test callback `name`."""
+    paths = [p for p in env.get("ANSIBLE_CALLBACK_PLUGINS", "").split(os.pathsep) if p]
+    enabled = [c.strip() for c in env.get("ANSIBLE_CALLBACKS_ENABLED", "").split(",") if c.strip()]
+    return {
+        "ANSIBLE_CALLBACK_PLUGINS": os.pathsep.join(paths + [str(CALLBACKS)] * (str(CALLBACKS) not in paths)),
+        "ANSIBLE_CALLBACKS_ENABLED": ",".join(enabled + [name] * (name not in enabled)),
+    }
+
+
 # ---------------------------------------------------------------- playbooks
+
+
+class _Child:
+    """A started process, reaped with wait4(2), which returns the CPU it and the processes it waited for used.
+    (A RUSAGE_CHILDREN delta around the run would also count the runs other threads of the test finish
+    meanwhile: tests that run playbooks side by side were counted twice or three times.)"""
+
+    def __init__(self, proc: subprocess.Popen):
+        self.proc, self.cpu = proc, 0.0
+
+    def ended(self, block: bool = False) -> bool:
+        if self.proc.returncode is None:
+            pid, status, usage = os.wait4(self.proc.pid, 0 if block else os.WNOHANG)
+            if pid == 0:
+                return False
+            self.proc.returncode = os.waitstatus_to_exitcode(status)
+            self.cpu = usage.ru_utime + usage.ru_stime
+        return True
+
+    def wait(self) -> None:
+        self.ended(block=True)
 
 
 @dataclass
@@ -147,6 +191,7 @@ class PlaybookRun:
     tasks: list[str] = field(default_factory=list)  # task names in start order (marker runs only)
     killed_at: int | None = None  # task index the signal was sent after
     seconds: float = 0.0
+    cpu: float = 0.0  # CPU-seconds of ansible-playbook and the processes it waited for (workers, modules, helm)
 
     @property
     def output(self) -> str:
@@ -222,7 +267,7 @@ def run_playbook(
     if verbosity:
         cmd.append("-" + "v" * verbosity)
     cmd += list(args)
-    started, cpu_before = time.monotonic(), _children_cpu()
+    started = time.monotonic()
     killed, left = None, set()
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         proc = subprocess.Popen(  # noqa: S603 - our own ansible-playbook
@@ -234,12 +279,13 @@ def run_playbook(
             cwd=cwd,
             start_new_session=True,
         )
+        child = _Child(proc)
         deadline = started + timeout
         poll = 0.02 if (kill_at is not None or kill_when is not None) else 0.05
-        while proc.poll() is None:
+        while not child.ended():
             if time.monotonic() > deadline:
                 _wait_gone(_send(proc.pid, "SIGKILL"))
-                proc.wait()
+                child.wait()
                 out.seek(0), err.seek(0)
                 tasks = _task_starts(marker)
                 raise AssertionError(
@@ -247,22 +293,21 @@ def run_playbook(
                     f"{(out.read() + err.read())[-4000:]}"
                 )
             if kill_when is not None and killed is None and kill_when():
-                if proc.poll() is None:
+                if not child.ended():
                     left = _send(proc.pid, sig)
                     killed = len(_task_starts(marker))
             if kill_at is not None and killed is None and len(_task_starts(marker)) >= kill_at:
                 time.sleep(delay)
-                if proc.poll() is None:
+                if not child.ended():
                     left = _send(proc.pid, sig)
                     killed = kill_at
             time.sleep(poll)
-        proc.wait()
         _wait_gone(left)
         out.seek(0), err.seek(0)
         stdout, stderr = out.read(), err.read()
     seconds = time.monotonic() - started
-    COSTS[_current_file()].add({"playbooks": 1, "playbook_cpu": _children_cpu() - cpu_before})
-    return PlaybookRun(cmd, proc.returncode, stdout, stderr, _task_starts(marker), killed, seconds)
+    COSTS[_current_file()].add({"playbooks": 1, "playbook_cpu": child.cpu})
+    return PlaybookRun(cmd, proc.returncode, stdout, stderr, _task_starts(marker), killed, seconds, child.cpu)
 
 
 # ---------------------------------------------------------------- module calls
@@ -304,7 +349,10 @@ def _module_via_ansible(module: str, args: dict, *, check: bool, diff: bool, env
         cmd,
         capture_output=True,
         text=True,
-        env=ansible_env({"ANSIBLE_STDOUT_CALLBACK": "json", "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1", **(env or {})}),
+        # one task, one fork: nothing for dfw_warm to share
+        env=ansible_env(
+            {"ANSIBLE_STDOUT_CALLBACK": "json", "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1", **(env or {})}, warm=False
+        ),
         cwd=ROOT,
         check=False,
         timeout=DEFAULT_TIMEOUT,

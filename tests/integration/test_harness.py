@@ -5,6 +5,9 @@ rerun, a failure and a warning. Only the keys the controller adds itself differ.
 
 from __future__ import annotations
 
+import resource
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 
 from tests.harness import run_module
@@ -74,3 +77,24 @@ def test_warnings_and_no_log_match_the_controller():
         assert "dfw-harness-secret-0123" not in str(lenient), "no_log value in the result"
     finally:
         sim.shutdown()
+
+
+def test_playbooks_run_side_by_side_are_each_counted_once(ansible_playbook, tmp_path):
+    """The CPU the cost table gives a playbook run is that run's own (wait4 of its ansible-playbook), not the
+    CPU of whatever else the test process reaped meanwhile: two runs side by side (as test_site_converges and
+    test_interruption run theirs) add up to what this process's children used, not twice that."""
+    book = tmp_path / "waits.yml"
+    wait = "    - ansible.builtin.command: sleep 2\n      changed_when: false\n"
+    book.write_text("- hosts: localhost\n  gather_facts: false\n  tasks:\n" + wait * 2)
+
+    def children():
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return usage.ru_utime + usage.ru_stime
+
+    before = children()
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        runs = list(pool.map(lambda _i: ansible_playbook(book, {}), range(2)))
+    spent = children() - before
+    assert [run.returncode for run in runs] == [0, 0], runs[0].tail()
+    assert all(run.cpu > 0.2 for run in runs), [run.cpu for run in runs]
+    assert abs(sum(run.cpu for run in runs) - spent) < 0.1 * spent, ([run.cpu for run in runs], spent)
