@@ -120,11 +120,13 @@ unit: venv ## pytest: unit tests (no cluster)
 	$(BIN)/pytest tests/unit -q
 
 # Integration tests run in TEST_WORKERS pytest-xdist workers (0: one process), each with its own local
-# clusters; a test file stays on one worker (tests/conftest.py says how files are grouped).
-TEST_WORKERS ?= 2
+# clusters; a test file stays on one worker (tests/conftest.py says how files are grouped). The workers
+# spend much of their time waiting on API servers, helm and simulators, so three fill two cores better
+# than two; each worker's clusters take up to about 2.5 GB, so three only where 12 GB are available.
+TEST_WORKERS ?= $(shell awk '/^MemAvailable:/ { print ($$2 >= 12 * 1024 * 1024) ? 3 : 2; found = 1 } END { if (!found) print 2 }' /proc/meminfo 2>/dev/null || echo 2)
 XDIST := $(if $(filter-out 0 1,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadscope)
 .PHONY: integration
-integration: venv binaries search-engine gpu-host-deps ## pytest: tests against the local cluster and simulators (TEST_WORKERS=2)
+integration: venv binaries search-engine gpu-host-deps ## pytest: tests against the local cluster and simulators (TEST_WORKERS=3 with 12 GB free, else 2)
 	$(BIN)/pytest tests/integration -q -m "not wip" $(XDIST) --durations=20
 
 .PHONY: test-wip
@@ -149,22 +151,26 @@ gpu-host-deps: ## Debian packages the GPU host tests use: debootstrap, container
 .PHONY: test
 test: venv binaries search-engine gpu-host-deps ## everything CI runs: static checks, integration, molecule side by side
 	@started=$$(date +%s); \
-	$(MAKE) --no-print-directory -j$(TEST_JOBS) --output-sync=target test-static integration test-molecule; \
+	$(MAKE) --no-print-directory -j$(TEST_JOBS) --output-sync=target SIDE_NICE="nice -n 10" test-static integration test-molecule; \
 	rc=$$?; took=$$(( $$(date +%s) - started )); \
 	if [ $$rc -eq 0 ]; then echo "make test: all passed in $$((took / 60)) min $$((took % 60)) s"; \
 	else echo "make test: FAILED after $$((took / 60)) min $$((took % 60)) s (the failing part's output is above)"; exit $$rc; fi
 
 # The three parts of make test run side by side (TEST_JOBS=1: one after the other); each part's output is
 # printed as one block when it ends. Most of the integration tests' time is spent waiting on the API
-# server, the simulators and helm, which the static checks and molecule fill.
+# server, the simulators and helm, which the static checks and molecule fill. The integration tests are
+# the longest part, so make test runs the other two at a lower priority (SIDE_NICE): they use the CPU the
+# integration tests leave and still end long before them.
 TEST_JOBS ?= 3
+SIDE_NICE ?=
 .PHONY: test-static
 test-static: venv ## lint, ansible-test sanity, unit tests (one after the other)
-	$(MAKE) --no-print-directory lint && $(MAKE) --no-print-directory sanity && $(MAKE) --no-print-directory unit
+	$(SIDE_NICE) $(MAKE) --no-print-directory lint && $(SIDE_NICE) $(MAKE) --no-print-directory sanity && \
+	  $(SIDE_NICE) $(MAKE) --no-print-directory unit
 
 .PHONY: test-molecule
 test-molecule: venv binaries gpu-host-deps ## molecule default, then gpu_host
-	$(MAKE) --no-print-directory molecule && $(MAKE) --no-print-directory molecule-gpu-host
+	$(SIDE_NICE) $(MAKE) --no-print-directory molecule && $(SIDE_NICE) $(MAKE) --no-print-directory molecule-gpu-host
 
 .PHONY: bench
 bench: venv search-engine binaries ## benchmarks (not tests): flywheel job waits, bulk loading, no-op rerun of the cluster stages
