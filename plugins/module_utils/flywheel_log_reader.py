@@ -159,8 +159,7 @@ def prepared_chunks(lines, workload_id=None, client_id=None, label="line", proce
             yield prepare(parse(lines[start:end]), workload_id, client_id, None, label)
         return
     try:
-        for part in pool.imap(_prepare_chunk, pieces):
-            yield part
+        yield from pool.imap(_prepare_chunk, pieces)
     finally:
         pool.terminate()
         pool.join()

@@ -112,22 +112,22 @@ def test_chart_sources_names_a_missing_or_templated_setting():
         chart_sources(ROLES, defaults, {}, "vanilla", KEY)
 
 
-def deployment(namespace, name, desired=1, generation=2, **status):
+def deployment(namespace, name, desired, status):
     return {
-        "metadata": {"namespace": namespace, "name": name, "generation": generation},
+        "metadata": {"namespace": namespace, "name": name, "generation": 2},
         "spec": {"replicas": desired},
         "status": status,
     }
 
 
 def test_deployments_unready_judges_like_kubernetes_cores_wait():
-    ready = dict(replicas=2, availableReplicas=2, observedGeneration=2)
+    ready = {"replicas": 2, "availableReplicas": 2, "observedGeneration": 2}
     deployments = [
-        deployment("a", "ok", desired=2, **ready),
-        deployment("a", "scaled-to-zero", desired=0, observedGeneration=2),
-        deployment("b", "rolling", desired=2, **dict(ready, unavailableReplicas=1)),
-        deployment("b", "old-generation", desired=2, **dict(ready, observedGeneration=1)),
-        deployment("b", "too-few", desired=3, **ready),
+        deployment("a", "ok", 2, ready),
+        deployment("a", "scaled-to-zero", 0, {"observedGeneration": 2}),
+        deployment("b", "rolling", 2, {**ready, "unavailableReplicas": 1}),
+        deployment("b", "old-generation", 2, {**ready, "observedGeneration": 1}),
+        deployment("b", "too-few", 3, ready),
         {"metadata": {"namespace": "c", "name": "no-status", "generation": 1}, "spec": {"replicas": 1}},
     ]
     assert deployments_unready(deployments) == {
