@@ -186,7 +186,7 @@ def main() -> None:
     parser.add_argument("--parallel", type=int, default=2)
     parser.add_argument("--compress", action="store_true")
     parser.add_argument(
-        "--processes", type=int, default=1, help="processes reading and checking the file (the module: 1)"
+        "--processes", type=int, default=2, help="processes reading and checking the file (the module: 2)"
     )
     parser.add_argument("--repeat", type=int, default=3, help="runs of the bulk path and of the ceiling (best kept)")
     args = parser.parse_args()
