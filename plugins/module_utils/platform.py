@@ -259,6 +259,7 @@ def classify(discovery, force=None):
         "operators": _operators(discovery),
         "server_version": server,
         "native_sidecars": _minor(server) >= (1, 29),
+        "namespaces": sorted(_namespaces(discovery)),
     }
     return facts
 

@@ -121,6 +121,11 @@ platform_info:
     native_sidecars:
       description: Server is 1.29 or newer (SidecarContainers on by default).
       type: bool
+    namespaces:
+      description: The names of the cluster's namespaces, sorted (read anyway for the Istio and PCAI markers).
+      type: list
+      elements: str
+      sample: ["default", "kube-system", "nemo"]
 """
 
 from ansible_collections.dataflywheel.blueprint.plugins.module_utils.k8s_connection import k8s_module
