@@ -10,12 +10,6 @@ a network, not on loopback). A document the engine refuses with 429 (its write q
 sent again after a pause that grows, and counts as failed only when it is still refused after the
 retries. An index that exists is asked first which ids it has (one small `_mget` per batch), so a
 rerun sends nothing again.
-
-Reading and checking overlap with sending (BulkLoader.stream): the file is prepared in pieces, in
-order, and each batch is sent as soon as its records are checked. When a later record turns out
-invalid, nothing more is sent, every record is still checked (all problems are reported), and the
-documents this run created are deleted again (and the index, when this run created it and it is
-empty again): the index ends as it was.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -23,16 +17,10 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import gzip
-import itertools
 import json
 import random
 import threading
 import time
-
-try:
-    import queue
-except ImportError:  # pragma: no cover - Python 2
-    import Queue as queue
 
 try:
     from concurrent.futures import ThreadPoolExecutor
@@ -42,10 +30,8 @@ except ImportError:  # pragma: no cover - Python 2 has no concurrent.futures
 from ansible_collections.dataflywheel.blueprint.plugins.module_utils.flywheel_log_reader import (
     MAX_REPORTED_ERRORS,
     format_errors,
-    merge_chunks,
     prepare,
-    prepared_chunks,
-    read_lines,
+    prepare_file,
 )
 from ansible_collections.dataflywheel.blueprint.plugins.module_utils.flywheel_log_schema import (
     LogsError,
@@ -108,9 +94,8 @@ class BulkLoader:
         return gzip.compress(data, 1) if self.compress else data
 
     def send(self, batch):
-        """One batch, with per-document 429s sent again after a growing pause. Returns its stats
-        (`ids`: the documents it created)."""
-        stats = {"created": 0, "existing": 0, "batches": 0, "retried": 0, "failed": [], "ids": []}
+        """One batch, with per-document 429s sent again after a growing pause. Returns its stats."""
+        stats = {"created": 0, "existing": 0, "batches": 0, "retried": 0, "failed": []}
         delays = backoff_delays(self.retries, 0.5, 10.0, self.rng)
         while batch:
             items = self.client.bulk(self.payload(batch), gzip=self.compress)
@@ -123,7 +108,6 @@ class BulkLoader:
                 status = result.get("status", 0)
                 if status in (200, 201):
                     stats["created"] += 1
-                    stats["ids"].append(doc[1])
                 elif status == 409:
                     stats["existing"] += 1
                 elif status == 429:
@@ -172,114 +156,12 @@ class BulkLoader:
         else:
             results = [self.send(batch) for batch in batches]
         for stats in results:
-            self.add(total, stats)
+            for key in ("created", "existing", "batches", "retried"):
+                total[key] += stats[key]
+            total["failed"] += stats["failed"]
         if total["created"] and refresh:
             self.client.refresh(self.index)
         return total
-
-    @staticmethod
-    def add(total, stats):
-        for key in ("created", "existing", "batches", "retried"):
-            total[key] += stats[key]
-        total["failed"] += stats["failed"]
-        total.setdefault("ids", []).extend(stats.get("ids", ()))
-
-    def send_new(self, batch, index_is_new):
-        """send() of the documents of a batch the index does not have yet (one `_mget` first,
-        unless the index is new)."""
-        known = set() if index_is_new else self.client.existing_ids(self.index, [d[1] for d in batch])
-        todo = [d for d in batch if d[1] not in known]
-        stats = self.send(todo) if todo else {"created": 0, "existing": 0, "batches": 0, "retried": 0, "failed": []}
-        stats["existing"] += len(known)
-        return stats
-
-    def stream(self, chunks, index_is_new=False, refresh=True):
-        """Load pieces of prepared docs [(docs, errors)] (flywheel_log_reader.prepared_chunks) while
-        later pieces are still being prepared: each full batch goes to one of `workers` sending
-        threads at once. After the first invalid record nothing more is sent; the rest is still
-        checked. Returns the load() totals plus `records` (documents prepared), `errors` (every
-        problem) and `ids` (the documents this run created)."""
-        total = {"created": 0, "existing": 0, "batches": 0, "retried": 0, "failed": [], "ids": []}
-        errors = []
-        todo = queue.Queue(self.workers * 2)  # bounded: reading runs at most a few batches ahead
-        trouble = []  # the first exception of a sending thread
-
-        def sender():
-            while True:
-                batch = todo.get()
-                if batch is None:
-                    return
-                if trouble or errors:
-                    continue
-                try:
-                    stats = self.send_new(batch, index_is_new)
-                except Exception as err:  # re-raised in the calling thread
-                    trouble.append(err)
-                    continue
-                with self.lock:
-                    self.add(total, stats)
-
-        threads = [threading.Thread(target=sender) for _worker in range(self.workers)]
-        for thread in threads:
-            thread.daemon = True
-            thread.start()
-        counted = {"records": 0}
-        try:
-            for batch in self.full_batches(chunks, errors, trouble, counted):
-                todo.put(batch)
-        finally:
-            for _thread in threads:
-                todo.put(None)
-            for thread in threads:
-                thread.join()
-        if trouble:
-            raise trouble[0]
-        if total["created"] and refresh and not errors:
-            self.client.refresh(self.index)
-        total.update(records=counted["records"], errors=errors)
-        return total
-
-    def full_batches(self, chunks, errors, trouble, counted):
-        """The batches of the pieces' documents, each as soon as it is full (by count or bytes), a
-        record of an earlier piece not again. The pieces' problems go to `errors`; after the first
-        one the rest is still read, for every problem, but no batch is made any more. A `trouble` of
-        a sending thread ends the reading."""
-        seen, batch, size = set(), [], 0
-        for docs, part_errors in chunks:
-            if trouble:  # the engine failed: that is the error to report
-                return
-            errors.extend(part_errors)
-            if errors:
-                continue
-            for number, ident, body in docs:
-                if ident in seen:
-                    continue
-                seen.add(ident)
-                counted["records"] += 1
-                cost = len(body) + len(self.action) + len(ident) + 5
-                if batch and size + cost > self.batch_bytes:
-                    yield batch
-                    batch, size = [], 0
-                batch.append((number, ident, body))
-                size += cost
-                if len(batch) >= self.batch_size:  # full: on its way at once
-                    yield batch
-                    batch, size = [], 0
-        if batch and not errors:
-            yield batch
-
-    def remove(self, ids):
-        """Delete these documents (this run's, when a later record was invalid), in batches, and
-        refresh. Returns how many the engine deleted."""
-        deleted = 0
-        for start in range(0, len(ids), self.batch_size):
-            action = ('{"delete":{"_index":%s,"_id":"' % json.dumps(self.index)).encode("utf-8")
-            lines = [action + i.encode("ascii") + b'"}}' for i in ids[start : start + self.batch_size]]
-            items = self.client.bulk(b"\n".join(lines) + b"\n")
-            deleted += sum(1 for item in items if (item.get("delete") or {}).get("status") == 200)
-        if ids:
-            self.client.refresh(self.index)
-        return deleted
 
 
 def load_docs(
@@ -316,15 +198,15 @@ def present(module, client):
         module.fail_json(msg="max_records=%s must be 0 or more" % p["max_records"])
     if p["path"]:
         label, source = "line", p["path"]
-        # a large file is checked by two forked processes (forked here, on the first piece, before any
-        # sending thread starts): on an idle machine that is faster (10,000 records 0.71 s against 0.86 s),
-        # though it costs a third more CPU (the documents come back through pipes)
-        chunks = prepared_chunks(read_lines(p["path"], p["max_records"]), p["workload_id"], p["client_id"])
+        docs, errors = prepare_file(p["path"], p["workload_id"], p["client_id"], p["max_records"])
     else:
         label, source = "record", "records"
-        entries = enumerate(p["records"], 1)
-        chunks = iter([prepare(entries, p["workload_id"], p["client_id"], p["max_records"], label)])
+        docs, errors = prepare(enumerate(p["records"], 1), p["workload_id"], p["client_id"], p["max_records"], label)
+    if errors:
+        module.fail_json(msg=format_errors(errors, source), errors=errors[:MAX_REPORTED_ERRORS], index=p["index"])
     index = p["index"]
+    created_index = ensure_index(module, client, index)
+    result = dict(index=index, index_created=created_index, records=len(docs), batches=0)
     loader = BulkLoader(
         client,
         index,
@@ -333,22 +215,7 @@ def present(module, client):
         workers=p["parallel_batches"],
         compress=p["compress"],
     )
-    # the first piece is checked before the index is touched: a wrong file changes nothing at all
-    first = next(chunks, ([], []))
-    if first[1] or module.check_mode:
-        docs, errors = merge_chunks(itertools.chain([first], chunks))
-        if errors:
-            module.fail_json(msg=format_errors(errors, source), errors=errors[:MAX_REPORTED_ERRORS], index=index)
-    created_index = ensure_index(module, client, index)
-    result = dict(index=index, index_created=created_index, batches=0)
-    if module.check_mode:
-        stats = loader.load(docs, created_index, check_mode=True)
-        result["records"] = len(docs)
-    else:
-        stats = loader.stream(itertools.chain([first], chunks), created_index, p["refresh"])
-        result["records"] = stats["records"]
-        if stats["errors"]:
-            undo(module, client, loader, stats, created_index, source)
+    stats = loader.load(docs, created_index, module.check_mode, p["refresh"])
     result.update(
         created=stats["created"], existing=stats["existing"], batches=stats["batches"], retried=stats["retried"]
     )
@@ -359,7 +226,7 @@ def present(module, client):
             msg="%d of %d record(s) were refused by index %s (%d written, %d already there): %s"
             % (
                 len(stats["failed"]),
-                result["records"],
+                len(docs),
                 index,
                 stats["created"],
                 stats["existing"],
@@ -370,27 +237,6 @@ def present(module, client):
             **result,
         )
     return result
-
-
-def undo(module, client, loader, stats, created_index, source):
-    """A record after the first sent batches was invalid: delete what this run created (and the
-    index, when this run created it and nothing else wrote into it meanwhile), then fail with every
-    problem."""
-    errors = stats["errors"]
-    removed = loader.remove(stats["ids"])
-    if removed:
-        outcome = "the %d record(s) this run had already written were deleted again" % removed
-    else:
-        outcome = "nothing was written to the index"
-    if created_index and client.count(loader.index) == 0:
-        client.delete_index(loader.index)
-        outcome += ", and the index this run had created was deleted"
-    module.fail_json(
-        msg=format_errors(errors, source, outcome=outcome),
-        errors=errors[:MAX_REPORTED_ERRORS],
-        index=loader.index,
-        requests=client.requests_made,
-    )
 
 
 def absent(module, client):

@@ -3,10 +3,9 @@
 # Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
 """Reading log records (a JSONL file or a list) into documents ready for the index.
 
-Every record is checked (flywheel_log_schema); the document id comes from the record's content
-(SHA-256 of its canonical JSON), so loading the same records again creates nothing. A file is
-prepared in pieces of CHUNK lines, in order (prepared_chunks), so the loader can send the first
-pieces while later ones are still being read and checked.
+Every record is checked (flywheel_log_schema) before anything is sent; the document id comes from
+the record's content (SHA-256 of its canonical JSON), so loading the same records again creates
+nothing.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -31,8 +30,6 @@ MAX_REPORTED_ERRORS = 1000
 # A file of more records than this is read and checked by two processes at once (a core each);
 # parsing and checking, not sending, is most of a bulk load's time.
 PARALLEL_FROM = 2000
-# lines per piece a checker prepares at a time (and the loader can send as soon as it is ready)
-CHUNK = 500
 CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
@@ -80,8 +77,8 @@ def doc_id(doc, text=None):
 
 def prepare(entries, workload_id=None, client_id=None, max_records=None, label="line"):
     """Validate (number, record) pairs and apply the overrides. Returns (docs, errors) where docs
-    is [(number, id, canonical JSON as UTF-8 bytes)] in input order without in-input duplicates, and
-    errors is [{label: number, field, message}]."""
+    is [(number, id, canonical JSON)] in input order without in-input duplicates, and errors is
+    [{label: number, field, message}]. Nothing is sent when errors is not empty."""
     docs, errors, seen = [], [], set()
     taken = 0
     for number, record in entries:
@@ -102,28 +99,26 @@ def prepare(entries, workload_id=None, client_id=None, max_records=None, label="
                 doc["workload_id"] = workload_id
             if client_id:
                 doc["client_id"] = client_id
-        body = canonical(doc).encode("utf-8")
-        ident = hashlib.sha256(body).hexdigest()  # doc_id(), on the bytes that are sent
+        text = canonical(doc)
+        ident = doc_id(doc, text)
         if ident in seen:
             continue
         seen.add(ident)
-        docs.append((number, ident, body))
+        docs.append((number, ident, text))
     return docs, errors
 
 
-def format_errors(errors, source, limit=10, outcome="nothing was sent to the index"):
-    """One message for a list of validation errors: how many, where, the first few, and what became
-    of the index (`outcome`)."""
+def format_errors(errors, source, limit=10):
+    """One message for a list of validation errors: how many, where, the first few."""
     label = "record" if errors and "record" in errors[0] else "line"
     numbers = sorted(set(e[label] for e in errors))
     shown = "; ".join("%s %s: %s: %s" % (label, e[label], e["field"], e["message"]) for e in errors[:limit])
     more = " (and %d more)" % (len(errors) - limit) if len(errors) > limit else ""
-    return "%d invalid record(s) in %s (%s %s); %s. %s%s" % (
+    return "%d invalid record(s) in %s (%s %s); nothing was sent to the index. %s%s" % (
         len(numbers),
         source,
         label + "s" if len(numbers) > 1 else label,
         ", ".join(str(n) for n in numbers[:20]) + (", ..." if len(numbers) > 20 else ""),
-        outcome,
         shown,
         more,
     )
@@ -139,49 +134,29 @@ def _prepare_chunk(task):
     return prepare(parse(_FORKED_LINES[start:end]), workload_id, client_id, None, label)
 
 
-def prepared_chunks(lines, workload_id=None, client_id=None, label="line", processes=2):
-    """prepare() of [(number, bytes)] in pieces of CHUNK lines: yields (docs, errors) per piece, in
-    input order, as soon as each is ready. A large input is checked by `processes` forked worker
-    processes at once (a core each); call it before starting threads (it forks on its first step).
-    Duplicates across pieces are the caller's to drop (each piece drops its own)."""
+def prepare_file(path, workload_id=None, client_id=None, max_records=None, processes=2):
+    """prepare() for a JSONL file; a large one is split in contiguous parts checked by
+    `processes` worker processes (forked) at once. The result is the same: documents in file order,
+    a record repeated anywhere in the file loaded once (its first line), every error."""
+    lines = read_lines(path, max_records)
     processes = min(processes, os.cpu_count() or 1)
-    pieces = [(i, i + CHUNK, workload_id, client_id, label) for i in range(0, len(lines), CHUNK)]
-    pool = None
-    if processes >= 2 and len(lines) >= PARALLEL_FROM and multiprocessing is not None:
-        _FORKED_LINES[:] = lines
-        try:
-            pool = multiprocessing.get_context("fork").Pool(processes)
-        except (OSError, ValueError, ImportError):  # no fork here (or no /dev/shm): this process does it
-            pool = None
-    if pool is None:
-        del _FORKED_LINES[:]
-        for start, end, _w, _c, _l in pieces:
-            yield prepare(parse(lines[start:end]), workload_id, client_id, None, label)
-        return
+    if processes < 2 or len(lines) < PARALLEL_FROM or multiprocessing is None:
+        return prepare(parse(lines), workload_id, client_id, None, "line")
+    size = -(-len(lines) // processes)
+    tasks = [(i, i + size, workload_id, client_id, "line") for i in range(0, len(lines), size)]
+    _FORKED_LINES[:] = lines
     try:
-        yield from pool.imap(_prepare_chunk, pieces)
+        with multiprocessing.get_context("fork").Pool(processes) as pool:
+            parts = pool.map(_prepare_chunk, tasks)
+    except (OSError, ValueError, ImportError):  # no fork here (or no /dev/shm): one process does it
+        return prepare(parse(lines), workload_id, client_id, None, "line")
     finally:
-        pool.terminate()
-        pool.join()
         del _FORKED_LINES[:]
-
-
-def merge_chunks(chunks):
-    """(docs, errors) of all pieces of prepared_chunks, a record repeated in several pieces kept
-    once (at its first line)."""
     docs, errors, seen = [], [], set()
-    for part_docs, part_errors in chunks:
+    for part_docs, part_errors in parts:
         errors.extend(part_errors)
         for doc in part_docs:
             if doc[1] not in seen:
                 seen.add(doc[1])
                 docs.append(doc)
     return docs, errors
-
-
-def prepare_file(path, workload_id=None, client_id=None, max_records=None, processes=2):
-    """prepare() for a whole JSONL file at once; a large one is checked by `processes` worker
-    processes (forked). The result is the same: documents in file order, a record repeated anywhere
-    in the file loaded once (its first line), every error."""
-    lines = read_lines(path, max_records)
-    return merge_chunks(prepared_chunks(lines, workload_id, client_id, "line", processes))

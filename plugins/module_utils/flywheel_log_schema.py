@@ -8,7 +8,7 @@ The Data Flywheel reads production traffic from one Elasticsearch index (``flywh
 top-level fields: ``workload_id`` and ``client_id`` (keyword), ``timestamp`` (date), ``request``
 (an OpenAI chat-completion request) and ``response`` (its chat-completion answer). Upstream sets
 ``index.mapping.ignore_malformed``, so a bad timestamp is silently dropped by the index; a record
-is checked here before it is sent instead, naming the field.
+is checked here before anything is sent instead, naming the field.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -46,7 +46,6 @@ INDEX_BODY = {
 # what the flywheel's queries depend on in an index it did not create
 REQUIRED_TYPES = {"workload_id": "keyword", "client_id": "keyword", "timestamp": "date"}
 
-_TOP_LEVEL = frozenset(TOP_LEVEL)
 ROLES = ("system", "developer", "user", "assistant", "tool", "function")
 ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})?)?$")
 MAX_EPOCH_SECONDS = 253402300799  # 9999-12-31T23:59:59Z
@@ -97,57 +96,47 @@ def check_timestamp(value):
     return None
 
 
-# Field paths such as "request.messages[1]" are formatted only for a record that has a problem:
-# the valid records, nearly all of them, pay for the checks alone.
 def _check_tool_calls(tool_calls, where, errors):
     if not isinstance(tool_calls, list):
         errors.append((where, "must be a list, not %s" % _kind(tool_calls)))
         return
     for i, call in enumerate(tool_calls):
+        here = "%s[%d]" % (where, i)
         if not isinstance(call, dict):
-            errors.append(("%s[%d]" % (where, i), "must be an object, not %s" % _kind(call)))
+            errors.append((here, "must be an object, not %s" % _kind(call)))
             continue
         if call.get("type", "function") != "function":
-            errors.append(("%s[%d].type" % (where, i), "must be 'function', not %s" % short(call.get("type"))))
+            errors.append((here + ".type", "must be 'function', not %s" % short(call.get("type"))))
         function = call.get("function")
         if not isinstance(function, dict):
-            errors.append(("%s[%d].function" % (where, i), "missing" if function is None else "must be an object"))
+            errors.append((here + ".function", "missing" if function is None else "must be an object"))
             continue
-        name = function.get("name")
-        if not name or not isinstance(name, str):
-            errors.append(("%s[%d].function.name" % (where, i), "must be a non-empty string"))
+        if not isinstance(function.get("name"), str) or not function.get("name"):
+            errors.append((here + ".function.name", "must be a non-empty string"))
         arguments = function.get("arguments")
         # OpenAI sends a JSON string; AIVA logs store an object (upstream docs/05): both are accepted
         if isinstance(arguments, str):
             try:
                 json.loads(arguments)
             except ValueError:
-                errors.append(
-                    ("%s[%d].function.arguments" % (where, i), "is a string but not JSON: %s" % short(arguments))
-                )
+                errors.append((here + ".function.arguments", "is a string but not JSON: %s" % short(arguments)))
         elif arguments is not None and not isinstance(arguments, dict):
-            errors.append(("%s[%d].function.arguments" % (where, i), "must be a JSON string or an object"))
+            errors.append((here + ".function.arguments", "must be a JSON string or an object"))
 
 
 def _check_content(message, where, errors, nullable):
-    """`where` is the message's path, or a function of no argument that returns it."""
-    content = message.get("content", _ABSENT)
-    if isinstance(content, str) or (content is None and nullable):
-        return
-    if content is _ABSENT:
+    if "content" not in message:
         if not nullable:
-            errors.append((_path(where) + ".content", "missing"))
+            errors.append((where + ".content", "missing"))
+        return
+    content = message["content"]
+    if content is None and nullable:
+        return
+    if isinstance(content, str):
         return
     if isinstance(content, list) and all(isinstance(part, dict) and "type" in part for part in content):
         return
-    errors.append((_path(where) + ".content", "must be a string or a list of content parts, not %s" % _kind(content)))
-
-
-_ABSENT = object()
-
-
-def _path(where):
-    return where() if callable(where) else where
+    errors.append((where + ".content", "must be a string or a list of content parts, not %s" % _kind(content)))
 
 
 def _check_request(request, errors):
@@ -167,23 +156,17 @@ def _check_messages(messages, errors):
         )
     else:
         for i, message in enumerate(messages):
+            where = "request.messages[%d]" % i
             if not isinstance(message, dict):
-                errors.append(("request.messages[%d]" % i, "must be an object, not %s" % _kind(message)))
+                errors.append((where, "must be an object, not %s" % _kind(message)))
                 continue
             role = message.get("role")
             if role not in ROLES:
-                errors.append(
-                    ("request.messages[%d].role" % i, "must be one of %s, not %s" % ("/".join(ROLES), short(role)))
-                )
-            tool_calls = message.get("tool_calls")
-            _check_content(
-                message,
-                lambda i=i: "request.messages[%d]" % i,
-                errors,
-                nullable=role == "assistant" and bool(tool_calls),
-            )
-            if tool_calls is not None:
-                _check_tool_calls(tool_calls, "request.messages[%d].tool_calls" % i, errors)
+                errors.append((where + ".role", "must be one of %s, not %s" % ("/".join(ROLES), short(role))))
+            has_calls = bool(message.get("tool_calls"))
+            _check_content(message, where, errors, nullable=role == "assistant" and has_calls)
+            if "tool_calls" in message and message["tool_calls"] is not None:
+                _check_tool_calls(message["tool_calls"], where + ".tool_calls", errors)
 
 
 def _check_tools(tools, errors):
@@ -192,13 +175,11 @@ def _check_tools(tools, errors):
             errors.append(("request.tools", "must be a list, not %s" % _kind(tools)))
         else:
             for i, tool in enumerate(tools):
-                function = tool.get("function") if isinstance(tool, dict) else None
-                if not isinstance(function, dict):
-                    errors.append(("request.tools[%d]" % i, "must be {type: function, function: {name, parameters}}"))
-                    continue
-                name = function.get("name")
-                if not name or not isinstance(name, str):
-                    errors.append(("request.tools[%d].function.name" % i, "must be a non-empty string"))
+                where = "request.tools[%d]" % i
+                if not isinstance(tool, dict) or not isinstance(tool.get("function"), dict):
+                    errors.append((where, "must be {type: function, function: {name, parameters}}"))
+                elif not isinstance(tool["function"].get("name"), str) or not tool["function"]["name"]:
+                    errors.append((where + ".function.name", "must be a non-empty string"))
 
 
 def _check_response(response, errors):
@@ -210,21 +191,19 @@ def _check_response(response, errors):
         errors.append(("response.choices", "missing" if choices is None else "must be a non-empty list"))
         return
     for i, choice in enumerate(choices):
+        where = "response.choices[%d]" % i
         if not isinstance(choice, dict):
-            errors.append(("response.choices[%d]" % i, "must be an object, not %s" % _kind(choice)))
+            errors.append((where, "must be an object, not %s" % _kind(choice)))
             continue
         message = choice.get("message")
         if not isinstance(message, dict):
-            errors.append(("response.choices[%d].message" % i, "missing" if message is None else "must be an object"))
+            errors.append((where + ".message", "missing" if message is None else "must be an object"))
             continue
         if message.get("role", "assistant") != "assistant":
-            errors.append(
-                ("response.choices[%d].message.role" % i, "must be 'assistant', not %s" % short(message.get("role")))
-            )
-        _check_content(message, lambda i=i: "response.choices[%d].message" % i, errors, nullable=True)
-        tool_calls = message.get("tool_calls")
-        if tool_calls is not None:
-            _check_tool_calls(tool_calls, "response.choices[%d].message.tool_calls" % i, errors)
+            errors.append((where + ".message.role", "must be 'assistant', not %s" % short(message.get("role"))))
+        _check_content(message, where + ".message", errors, nullable=True)
+        if message.get("tool_calls") is not None:
+            _check_tool_calls(message["tool_calls"], where + ".message.tool_calls", errors)
 
 
 def _check_ids(record, workload_id, client_id, errors):
@@ -244,7 +223,7 @@ def validate_record(record, workload_id=None, client_id=None):
     if not isinstance(record, dict):
         return [("(record)", "must be a JSON object, not %s" % _kind(record))]
     errors = []
-    for field in () if _TOP_LEVEL.issuperset(record) else sorted(set(record) - _TOP_LEVEL):
+    for field in sorted(set(record) - set(TOP_LEVEL)):
         errors.append(
             (
                 field,

@@ -111,9 +111,6 @@ class SearchClient(RestClient):
             raise
         return True
 
-    def delete_index(self, index):
-        self.request("DELETE", "/" + quote(index, safe=""))
-
     def mapping(self, index):
         data = self.request("GET", "/%s/_mapping" % quote(index, safe=""))[1] or {}
         for value in data.values():  # keyed by the concrete index name (an alias resolves)

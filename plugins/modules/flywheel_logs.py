@@ -17,17 +17,11 @@ description:
     batches of at most O(batch_size) records and O(batch_bytes) bytes, O(parallel_batches) of them
     in flight at once. A record the engine refuses with 429 (its write queue is full) is sent again
     after a growing pause, not counted as failed.
-  - Every record is checked, against the index's strict mapping (only
+  - Every record is checked before anything is sent, against the index's strict mapping (only
     C(workload_id), C(client_id), C(timestamp), C(request), C(response) at the top level) and the
     OpenAI chat-completion shape (request C(model) and C(messages); response C(choices[].message),
     tool calls with a function name and JSON arguments). Any invalid record fails the task with the
-    line (or list position) and field of each problem, and the index is left as it was.
-  - A file is read and checked in pieces of 500 lines (by two processes at once when it is large) while
-    the batches of the earlier pieces are being sent; each batch goes as soon as its records are checked.
-    An invalid record in the first piece means nothing is sent; one found later stops the sending, the
-    rest of the file is still checked, and the records this run had already written are deleted again
-    (and the index, when this run created it). Readers of the index may see those records for a moment
-    in that case. A run killed while loading leaves the records sent so far; a rerun completes them.
+    line (or list position) and field of each problem, and the index is left unchanged.
   - Idempotent. Each record's document id is derived from its content (after the overrides), so
     loading the same file again creates nothing and reports C(changed=false).
   - Creates the index with the flywheel's own mapping when it does not exist. An existing index

@@ -7,7 +7,6 @@ import copy
 import gzip
 import json
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -321,64 +320,3 @@ def test_unreachable_engine_is_one_clear_error():
     with pytest.raises(schema.LogsError) as err:
         c.count("flywheel")
     assert "POST http://127.0.0.1:9/flywheel/_count failed" in str(err.value)
-
-
-def wait_for_bulk_requests(server, count, seconds=10):
-    """How many Bulk API requests the server has answered, once there are `count` (or after `seconds`)."""
-    deadline = time.monotonic() + seconds
-    while True:
-        answered = sum(1 for seen in server.seen if seen[1].startswith("/_bulk"))
-        if answered >= count or time.monotonic() > deadline:
-            return answered
-        time.sleep(0.01)
-
-
-def test_batches_are_sent_while_later_records_are_still_being_checked(recorder):
-    docs = [(n, "id%d" % n, json.dumps({"n": n}).encode()) for n in range(1, 7)]
-    recorder.script[:] = [(200, {"items": [{"create": {"status": 201}}] * 3})] * 2
-    sent_before_the_rest = []
-
-    def chunks():
-        yield docs[:3], []
-        # the first batch (3 records) is on its way before the next piece is read and checked
-        sent_before_the_rest.append(wait_for_bulk_requests(recorder, 1))
-        yield docs[3:] + [docs[0]], []  # a record of an earlier piece again: sent once
-
-    stats = loader(recorder, batch_size=3).stream(chunks(), index_is_new=True, refresh=False)
-    assert sent_before_the_rest == [1]
-    assert (stats["created"], stats["batches"], stats["records"], stats["errors"]) == (6, 2, 6, [])
-    assert sorted(stats["ids"]) == sorted(d[1] for d in docs)
-
-
-def test_after_an_invalid_record_nothing_more_is_sent_and_every_problem_is_reported(recorder):
-    docs = [(n, "id%d" % n, json.dumps({"n": n}).encode()) for n in range(1, 10)]
-    bad = [{"line": 5, "field": "timestamp", "message": "missing"}]
-    worse = [{"line": 9, "field": "request", "message": "missing"}]
-    recorder.script[:] = [(200, {"items": [{"create": {"status": 201}}, {"create": {"status": 409}}]})]
-
-    def pieces():
-        yield docs[:2], []
-        wait_for_bulk_requests(recorder, 1)  # that batch is sent: this run created something
-        yield docs[2:4], bad
-        yield docs[5:8], worse
-
-    stats = loader(recorder, batch_size=2).stream(pieces(), index_is_new=True, refresh=True)
-    assert stats["errors"] == bad + worse
-    assert [seen[1].split("?")[0] for seen in recorder.seen] == ["/_bulk"]  # one batch, no refresh
-    assert (stats["created"], stats["existing"], stats["ids"]) == (1, 1, ["id1"])
-
-
-def test_the_documents_a_failed_run_created_are_deleted_again(recorder):
-    recorder.script[:] = [
-        (200, {"items": [{"delete": {"status": 200}}, {"delete": {"status": 404}}]}),
-        (200, {"items": [{"delete": {"status": 200}}]}),
-        (200, {}),
-    ]
-    assert loader(recorder, batch_size=2).remove(["a1", "b2", "c3"]) == 2
-    paths = [seen[1].split("?")[0] for seen in recorder.seen]
-    assert paths == ["/_bulk", "/_bulk", "/flywheel/_refresh"]
-    lines = recorder.seen[0][3].decode().splitlines()
-    assert [json.loads(line) for line in lines] == [
-        {"delete": {"_index": "flywheel", "_id": "a1"}},
-        {"delete": {"_index": "flywheel", "_id": "b2"}},
-    ]
