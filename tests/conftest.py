@@ -27,7 +27,7 @@ from tests import harness
 
 # ---------------------------------------------------------------- parallel runs (pytest-xdist)
 #
-# `make integration` runs the tests in pytest-xdist workers (TEST_WORKERS: three with 12 GB free, else two).
+# `make integration` runs the tests in two pytest-xdist workers (TEST_WORKERS).
 # Each worker has its own local clusters, so tests that snapshot cluster-wide state, pause the API server or
 # install cluster-wide releases never share a cluster with another worker's tests. The unit of work is a test
 # file (its module-scoped scene is built once); the files that use the openshift, pcai or nutanix clusters form
