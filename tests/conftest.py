@@ -33,14 +33,10 @@ from tests import harness
 # file (its module-scoped scene is built once); the files that use the openshift, pcai or nutanix clusters form
 # one unit ("profiles") and those that use the search engine another ("search-engine"), so each of those is
 # started by one worker only. Units start heaviest first (WEIGHTS) so that the workers finish together.
-# test_site_converges (site.yml on fresh namespaces of openshift and pcai, side by side) is a unit of its own:
-# together with the other profile files it took as long as the rest of the suite on three workers, so it runs
-# on another worker, which creates its own two profile clusters for it.
 
 # Seconds a unit took on its own (2 cores); only the order matters. A file not listed counts as DEFAULT_WEIGHT.
 WEIGHTS = {
-    "profiles": 1000,
-    "tests/integration/test_site_converges.py": 500,
+    "profiles": 600,
     "search-engine": 500,
     "tests/integration/test_interruption.py": 480,
     "tests/integration/test_cluster_stack.py": 420,
@@ -55,14 +51,11 @@ WEIGHTS = {
 DEFAULT_WEIGHT = 30
 _PROFILE_NAME = re.compile(r"""["'](openshift|pcai|nutanix)["']""")
 _OPENSHIFT_FIXTURE = re.compile(r"def test_\w+\([^)]*\bopenshift\b")
-OWN_UNIT = {"tests/integration/test_site_converges.py"}
 
 
 @functools.lru_cache(maxsize=None)
 def work_unit(test_file: str) -> str:
     """The unit of work of a test file (its path relative to the repository)."""
-    if test_file in OWN_UNIT:
-        return test_file
     source = (harness.ROOT / test_file).read_text()
     if "search_engine" in source:
         return "search-engine"
