@@ -308,8 +308,12 @@ def test_info_waits_for_many_jobs_with_one_list_request_per_poll(fast):
     assert all(j["status"] == "completed" for j in info["jobs"])
     stats = control(fast, "/_sim/stats")
     polls = stats["GET /api/jobs"]
-    assert stats["GET /api/jobs/{id}"] == len(ids)  # details read once per job, at the end
-    assert info["requests"] == polls + len(ids)
+    details = stats["GET /api/jobs/{id}"]
+    # details read once per job at the end; when one job is left running, its detail is the poll instead of the
+    # list (jobs started further apart, as under load, finish apart): never one read per job per poll
+    assert details >= len(ids)
+    assert details < len(ids) * polls or polls == 1  # one read per job per list poll would be len(ids) * polls
+    assert info["requests"] == polls + details
     assert len(info["table"]) == 4 * 6
 
 
