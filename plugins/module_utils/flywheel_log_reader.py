@@ -100,17 +100,17 @@ STRICT = json.JSONDecoder(parse_constant=_not_json_number, object_pairs_hook=_un
 def read_lines(path, max_records=None):
     """[(line number, bytes)] of the non-blank lines of a file (the first max_records of them)."""
     try:
-        handle = open(path, "rb")
+        with open(path, "rb") as handle:
+            data = handle.read()
     except (IOError, OSError) as err:
         raise LogsError("cannot read path=%s: %s" % (path, err)) from None
     out = []
-    with handle:
-        for number, line in enumerate(handle, 1):
-            raw = line.strip()
-            if raw:
-                if max_records is not None and len(out) >= max_records:
-                    break
-                out.append((number, raw))
+    for number, line in enumerate(data.split(b"\n"), 1):
+        raw = line.strip()
+        if raw:
+            if max_records is not None and len(out) >= max_records:
+                break
+            out.append((number, raw))
     return out
 
 
@@ -246,7 +246,8 @@ def _check_chunk(task):
 
 def prepare_file(path, workload_id=None, client_id=None, max_records=None, processes=2, scheme=SCHEME_CANONICAL):
     """prepare() for a JSONL file: (docs, errors), docs [(line number, id, source bytes)]. A large
-    file is split in contiguous parts checked by `processes` worker processes (forked) at once. The
+    file is split in contiguous parts checked by `processes` processes at once (this one and forked
+    ones). The
     result is the same: documents in file order, a record repeated anywhere in the file loaded once
     (its first line), every error."""
     lines = read_lines(path, max_records)
@@ -257,8 +258,10 @@ def prepare_file(path, workload_id=None, client_id=None, max_records=None, proce
         tasks = [(i, i + size, workload_id, client_id, scheme) for i in range(0, len(lines), size)]
         _FORKED_LINES[:] = lines
         try:
-            with multiprocessing.get_context("fork").Pool(processes) as pool:
-                parts = pool.map(_check_chunk, tasks)
+            # this process checks the first part while forked ones check the others
+            with multiprocessing.get_context("fork").Pool(processes - 1) as pool:
+                others = pool.map_async(_check_chunk, tasks[1:])
+                parts = [_check_chunk(tasks[0])] + others.get()
         except (OSError, ValueError, ImportError):  # no fork here (or no /dev/shm): one process does it
             parts = None
         finally:

@@ -17,7 +17,8 @@ description:
     batches of at most O(batch_size) records and O(batch_bytes) bytes, O(parallel_batches) of them
     in flight at once. A record the engine refuses with 429 (its write queue is full) is sent again
     after a growing pause, not counted as failed.
-  - Every record is checked before anything is sent, against the index's strict mapping (only
+  - Every record is checked before anything is written (the module only reads the index's mapping
+    first), against the index's strict mapping (only
     C(workload_id), C(client_id), C(timestamp), C(request), C(response) at the top level) and the
     OpenAI chat-completion shape (request C(model) and C(messages); response C(choices[].message),
     tool calls with a function name and JSON arguments), and as JSON the engine parses (no C(NaN)
