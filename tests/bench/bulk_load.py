@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import os
+import shutil
 import sys
 import tempfile
 import threading
@@ -302,6 +303,7 @@ def main() -> None:
     finally:
         if engine:
             engine.stop()
+        shutil.rmtree(work, ignore_errors=True)  # the file and the engine's data: tens of MB per run
 
 
 if __name__ == "__main__":
