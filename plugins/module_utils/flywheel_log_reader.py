@@ -206,12 +206,13 @@ def _check_lines(lines, workload_id, client_id, scheme):
     where source None means the line itself is the document."""
     found, errors = [], []
     canonical_ids = scheme == SCHEME_CANONICAL
-    decode = (LENIENT if canonical_ids else STRICT).decode
     encoder = CANONICAL if canonical_ids else COMPACT
-    # the canonical scheme keeps reading a line that is not UTF-8 as before (U+FFFD); a line sent
-    # as it is must be UTF-8, as the index reads it
-    unicode_errors = "replace" if canonical_ids else "strict"
     as_is = not (canonical_ids or workload_id or client_id)
+    # A line sent as it is must be what the index parses: UTF-8, no key twice in an object. A record
+    # that is re-encoded is read as before: bytes that are not UTF-8 become U+FFFD, a repeated key
+    # keeps its last value.
+    decode = (STRICT if as_is else LENIENT).decode
+    unicode_errors = "strict" if as_is else "replace"
     for position, (number, raw) in enumerate(lines):
         try:
             text = raw.decode("utf-8", unicode_errors)

@@ -293,9 +293,12 @@ def test_a_line_sent_as_it_is_must_be_one_the_index_parses(tmp_path):
     assert 'duplicate key "model"' in errors[0]["message"]
     assert "NaN is not a JSON number" in errors[1]["message"]
     assert "utf-8" in errors[2]["message"]
-    # the canonical scheme re-encodes (a repeated key keeps its last value, as before) but refuses NaN too
-    docs, errors = reader.prepare_file(str(path), scheme=reader.SCHEME_CANONICAL)
-    assert [d[0] for d in docs] == [1, 2, 4] and [e["line"] for e in errors] == [3]
+    # a record that is re-encoded (canonical scheme, or overrides) is read as before: a repeated key keeps its
+    # last value, bytes that are not UTF-8 become U+FFFD; NaN is refused there too
+    for scheme, overrides in ((reader.SCHEME_CANONICAL, {}), (reader.SCHEME_SOURCE, {"client_id": "c"})):
+        docs, errors = reader.prepare_file(str(path), scheme=scheme, **overrides)
+        assert [d[0] for d in docs] == [1, 2, 4] and [e["line"] for e in errors] == [3]
+        assert json.loads(docs[1][2])["request"]["model"] == "b"
 
 
 def test_the_index_records_its_id_scheme():
