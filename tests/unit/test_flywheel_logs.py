@@ -131,7 +131,28 @@ def test_is_valid_agrees_with_the_problems():
     )
     bases[1]["response"]["choices"][0]["message"]["content"] = [{"type": "text", "text": "hi"}]
     outcomes = set()
-    for n in range(3000):
+
+    def agree(record, overrides):
+        valid = schema.is_valid(record, **overrides)
+        assert valid == (schema.record_problems(record, **overrides) == []), (record, overrides)
+        outcomes.add(valid)
+
+    for base in bases:  # every single replacement and removal, exhaustively
+        for path in _paths(base):
+            for value in [*REPLACEMENTS, "removed"]:
+                record = copy.deepcopy(base)
+                parent = record
+                for key in path[:-1]:
+                    parent = parent[key]
+                if value == "removed":
+                    if not isinstance(parent, dict):
+                        continue
+                    del parent[path[-1]]
+                else:
+                    parent[path[-1]] = copy.deepcopy(value)
+                agree(record, {})
+                agree(record, {"workload_id": "w", "client_id": "c"})
+    for n in range(3000):  # and random combinations
         record = copy.deepcopy(bases[n % 2])
         for _change in range(rng.choice((1, 1, 2))):
             path = rng.choice(list(_paths(record)))
@@ -145,10 +166,9 @@ def test_is_valid_agrees_with_the_problems():
                 parent["unknown"] = 1
             else:
                 parent[path[-1]] = copy.deepcopy(rng.choice(REPLACEMENTS))
-        overrides = rng.choice(({}, {"workload_id": "w"}, {"client_id": "c"}, {"workload_id": "w", "client_id": "c"}))
-        valid = schema.is_valid(record, **overrides)
-        assert valid == (schema.record_problems(record, **overrides) == []), (record, overrides)
-        outcomes.add(valid)
+        agree(
+            record, rng.choice(({}, {"workload_id": "w"}, {"client_id": "c"}, {"workload_id": "w", "client_id": "c"}))
+        )
     assert outcomes == {True, False}
 
 
