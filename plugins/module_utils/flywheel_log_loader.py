@@ -3,9 +3,10 @@
 # Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
 """Loading checked log records into the flywheel's index fast, and what the log modules do.
 
-The Bulk API path: documents go as `create` actions with content ids (a record already there
-answers 409 and counts as existing), in batches cut by count and by bytes, a few batches in flight
-at once (the engine indexes one while the next is sent), optionally gzip-compressed (worth it over
+The Bulk API path: documents go as `create` actions with content ids (flywheel_log_reader: the
+index's id scheme; a record already there answers 409 and counts as existing), in batches cut by
+count and by bytes, a few batches in flight at once (the engine indexes one while the next is
+sent), optionally gzip-compressed (worth it over
 a network, not on loopback). A document the engine refuses with 429 (its write queue is full) is
 sent again after a pause that grows, and counts as failed only when it is still refused after the
 retries. An index that exists is asked first which ids it has (one small `_mget` per batch), so a
@@ -29,9 +30,12 @@ except ImportError:  # pragma: no cover - Python 2 has no concurrent.futures
 
 from ansible_collections.dataflywheel.blueprint.plugins.module_utils.flywheel_log_reader import (
     MAX_REPORTED_ERRORS,
+    SCHEME_SOURCE,
     format_errors,
+    index_body,
     prepare,
     prepare_file,
+    scheme_of,
 )
 from ansible_collections.dataflywheel.blueprint.plugins.module_utils.flywheel_log_schema import (
     LogsError,
@@ -141,7 +145,7 @@ class BulkLoader:
         return known
 
     def load(self, docs, index_is_new=False, check_mode=False, refresh=True):
-        """Load prepared docs [(number, id, canonical JSON)]. In check mode nothing is written and
+        """Load prepared docs [(number, id, source bytes)]. In check mode nothing is written and
         `created` is what would be. Returns {created, existing, batches, retried, failed}."""
         known = set() if index_is_new else self.existing(docs)
         todo = [d for d in docs if d[1] not in known]
@@ -172,21 +176,37 @@ def load_docs(
 
 
 # ------------------------------------------------------------------ the flywheel_logs module
-def ensure_index(module, client, index):
-    """True when this run created the index; fails when an existing index cannot serve the flywheel."""
-    if client.index_exists(index):
-        problems = mapping_problems(client.mapping(index))
-        if problems:
-            module.fail_json(
-                msg="index %s exists with a mapping the flywheel cannot use (%s); it is never changed "
-                "by this module: delete or reindex it, or set index to another name" % (index, "; ".join(problems)),
-                index=index,
-                requests=client.requests_made,
-            )
-        return False
-    if module.check_mode:
-        return True
-    return client.create_index(index)
+def inspect_index(module, client, index):
+    """The existing index's mapping, None when there is no index; fails when the index cannot
+    serve the flywheel (it is never changed here). Reads only."""
+    if not client.index_exists(index):
+        return None
+    mapping = client.mapping(index)
+    problems = mapping_problems(mapping)
+    if problems:
+        module.fail_json(
+            msg="index %s exists with a mapping the flywheel cannot use (%s); it is never changed "
+            "by this module: delete or reindex it, or set index to another name" % (index, "; ".join(problems)),
+            index=index,
+            requests=client.requests_made,
+        )
+    return mapping
+
+
+def read_input(module, scheme):
+    """(label, source, docs) of the module's input with the index's id scheme; fails, before
+    anything is sent, when a record is invalid."""
+    p = module.params
+    if p["path"]:
+        label, source = "line", p["path"]
+        docs, errors = prepare_file(p["path"], p["workload_id"], p["client_id"], p["max_records"], scheme=scheme)
+    else:
+        label, source = "record", "records"
+        entries = enumerate(p["records"], 1)
+        docs, errors = prepare(entries, p["workload_id"], p["client_id"], p["max_records"], label, scheme)
+    if errors:
+        module.fail_json(msg=format_errors(errors, source), errors=errors[:MAX_REPORTED_ERRORS], index=p["index"])
+    return label, docs
 
 
 def present(module, client):
@@ -196,16 +216,19 @@ def present(module, client):
             module.fail_json(msg="%s=%s must be at least 1" % (name, p[name]))
     if p["max_records"] is not None and p["max_records"] < 0:
         module.fail_json(msg="max_records=%s must be 0 or more" % p["max_records"])
-    if p["path"]:
-        label, source = "line", p["path"]
-        docs, errors = prepare_file(p["path"], p["workload_id"], p["client_id"], p["max_records"])
-    else:
-        label, source = "record", "records"
-        docs, errors = prepare(enumerate(p["records"], 1), p["workload_id"], p["client_id"], p["max_records"], label)
-    if errors:
-        module.fail_json(msg=format_errors(errors, source), errors=errors[:MAX_REPORTED_ERRORS], index=p["index"])
     index = p["index"]
-    created_index = ensure_index(module, client, index)
+    # the ids depend on the index: one this module creates says its scheme, one without says none
+    mapping = inspect_index(module, client, index)
+    scheme = SCHEME_SOURCE if mapping is None else scheme_of(mapping)
+    label, docs = read_input(module, scheme)
+    created_index = False
+    if mapping is None:
+        created_index = module.check_mode or client.create_index(index, index_body(SCHEME_SOURCE))
+        if not created_index:  # another loader created it after it was looked at: its scheme counts
+            mapping = inspect_index(module, client, index) or {}
+            if scheme_of(mapping) != scheme:
+                scheme = scheme_of(mapping)
+                label, docs = read_input(module, scheme)
     result = dict(index=index, index_created=created_index, records=len(docs), batches=0)
     loader = BulkLoader(
         client,

@@ -91,7 +91,8 @@ def check_timestamp(value):
         except ValueError:
             return "%s is not a valid calendar date" % short(value)
         return None
-    if math.isnan(value) or value < 0 or value > MAX_EPOCH_SECONDS:  # NaN, negative, year > 9999
+    # NaN, negative, year > 9999 (compared as numbers: an int too large for a float is no crash)
+    if (isinstance(value, float) and math.isnan(value)) or value < 0 or value > MAX_EPOCH_SECONDS:
         return "%s is not epoch seconds between 0 and %d" % (short(value), MAX_EPOCH_SECONDS)
     return None
 
@@ -220,6 +221,127 @@ def _check_ids(record, workload_id, client_id, errors):
 def validate_record(record, workload_id=None, client_id=None):
     """The problems of one log record as [(field, message)]; empty when the flywheel's strict index
     and its OpenAI-format validation will take it. Overrides stand in for missing ids."""
+    if is_valid(record, workload_id, client_id):
+        return []
+    return record_problems(record, workload_id, client_id)
+
+
+# is_valid() answers what record_problems() does, without naming fields: most records are valid, and
+# a loader checks every one of them. The two must stay in step (test_is_valid_agrees_with_the_problems).
+_TOP_LEVEL = frozenset(TOP_LEVEL)
+
+
+def _content_ok(message, nullable):
+    if "content" not in message:
+        return nullable
+    content = message["content"]
+    if content is None:
+        return nullable
+    if isinstance(content, str):
+        return True
+    return isinstance(content, list) and all(isinstance(part, dict) and "type" in part for part in content)
+
+
+def _arguments_ok(arguments):
+    if isinstance(arguments, str):
+        try:
+            json.loads(arguments)
+        except ValueError:
+            return False
+        return True
+    return arguments is None or isinstance(arguments, dict)
+
+
+def _tool_calls_ok(tool_calls):
+    if not isinstance(tool_calls, list):
+        return False
+    for call in tool_calls:
+        if not isinstance(call, dict) or call.get("type", "function") != "function":
+            return False
+        function = call.get("function")
+        if not isinstance(function, dict) or not isinstance(function.get("name"), str) or not function["name"]:
+            return False
+        if not _arguments_ok(function.get("arguments")):
+            return False
+    return True
+
+
+def _messages_ok(messages):
+    if not isinstance(messages, list) or not messages:
+        return False
+    for message in messages:
+        if not isinstance(message, dict):
+            return False
+        role = message.get("role")
+        tool_calls = message.get("tool_calls")
+        if role not in ROLES or not _content_ok(message, role == "assistant" and bool(tool_calls)):
+            return False
+        if tool_calls is not None and not _tool_calls_ok(tool_calls):
+            return False
+    return True
+
+
+def _tools_ok(tools):
+    if tools is None:
+        return True
+    if not isinstance(tools, list):
+        return False
+    for tool in tools:
+        function = tool.get("function") if isinstance(tool, dict) else None
+        if not isinstance(function, dict) or not isinstance(function.get("name"), str) or not function["name"]:
+            return False
+    return True
+
+
+def _request_ok(request):
+    if not isinstance(request, dict):
+        return False
+    model = request.get("model")
+    return (
+        isinstance(model, str)
+        and bool(model)
+        and _messages_ok(request.get("messages"))
+        and _tools_ok(request.get("tools"))
+    )
+
+
+def _response_ok(response):
+    choices = response.get("choices") if isinstance(response, dict) else None
+    if not isinstance(choices, list) or not choices:
+        return False
+    for choice in choices:
+        message = choice.get("message") if isinstance(choice, dict) else None
+        if not isinstance(message, dict) or message.get("role", "assistant") != "assistant":
+            return False
+        tool_calls = message.get("tool_calls")
+        if not _content_ok(message, True) or (tool_calls is not None and not _tool_calls_ok(tool_calls)):
+            return False
+    return True
+
+
+def is_valid(record, workload_id=None, client_id=None):
+    """True exactly when record_problems() finds nothing."""
+    if not isinstance(record, dict) or not _TOP_LEVEL.issuperset(record):
+        return False
+    if not workload_id:
+        value = record.get("workload_id")
+        if not isinstance(value, str) or not value.strip():
+            return False
+    if not client_id:
+        value = record.get("client_id")
+        if not isinstance(value, str) or not value.strip():
+            return False
+    if "timestamp" not in record:
+        return False
+    timestamp = record["timestamp"]
+    epoch = isinstance(timestamp, int) and not isinstance(timestamp, bool) and 0 <= timestamp <= MAX_EPOCH_SECONDS
+    if not epoch and check_timestamp(timestamp):
+        return False
+    return _request_ok(record.get("request")) and _response_ok(record.get("response"))
+
+
+def record_problems(record, workload_id=None, client_id=None):
+    """validate_record() naming each problem's field."""
     if not isinstance(record, dict):
         return [("(record)", "must be a JSON object, not %s" % _kind(record))]
     errors = []

@@ -17,15 +17,31 @@ description:
     batches of at most O(batch_size) records and O(batch_bytes) bytes, O(parallel_batches) of them
     in flight at once. A record the engine refuses with 429 (its write queue is full) is sent again
     after a growing pause, not counted as failed.
-  - Every record is checked before anything is sent, against the index's strict mapping (only
+  - Every record is checked before anything is written (the module only reads the index's mapping
+    first), against the index's strict mapping (only
     C(workload_id), C(client_id), C(timestamp), C(request), C(response) at the top level) and the
     OpenAI chat-completion shape (request C(model) and C(messages); response C(choices[].message),
-    tool calls with a function name and JSON arguments). Any invalid record fails the task with the
-    line (or list position) and field of each problem, and the index is left unchanged.
-  - Idempotent. Each record's document id is derived from its content (after the overrides), so
-    loading the same file again creates nothing and reports C(changed=false).
-  - Creates the index with the flywheel's own mapping when it does not exist. An existing index
-    is never changed; the module fails if its mapping lacks what the flywheel's queries need.
+    tool calls with a function name and JSON arguments), and as JSON the engine parses (no C(NaN)
+    or C(Infinity)). Any invalid record fails the task with the line (or list position) and field
+    of each problem, and the index is left unchanged (not created either).
+  - Idempotent. Each record's document id is derived from its content, so loading the same file
+    again creates nothing and reports C(changed=false). What counts as the same record depends on
+    the index (the module reads its mapping first).
+  - An index this module creates records its id scheme in its mapping's C(_meta)
+    (C(dataflywheel.blueprint.document_ids=source-sha256)). Into such an index a file's line is sent
+    as it is, and its id is the SHA-256 of the line's bytes (without surrounding whitespace). The
+    same bytes are the same record; the same record written with other whitespace or key order is
+    another record. A line must then be UTF-8 and have no key twice in one object (the engine
+    refuses both). With O(workload_id) or O(client_id) set, or with O(records), the document is the
+    record (overrides applied) as compact JSON in its own key order, and its id the SHA-256 of that
+    (a key written twice in one object keeps its last value, as in the earlier scheme).
+  - An index without that marker (created by the flywheel, by hand, or by an earlier version of this
+    module) keeps the earlier scheme, so reloading a file into it adds no duplicates. Each record is
+    sent as canonical JSON (sorted keys, no spaces, overrides applied) and its id is the SHA-256 of
+    that, whatever the formatting of the line. Reading and checking then cost about half as much again.
+  - Creates the index with the flywheel's own settings and mapping (plus that C(_meta)) when it does
+    not exist. An existing index is never changed; the module fails if its mapping lacks what the
+    flywheel's queries need.
   - O(state=absent) deletes the records of a workload and/or client (delete-by-query).
 author: dataflywheel.blueprint maintainers (@dataflywheel)
 extends_documentation_fragment:
@@ -95,9 +111,10 @@ options:
     type: bool
     default: true
 notes:
-  - A record that appears twice in the same input is loaded once. Records that differ only in
+  - A record that appears twice in the same input (same id) is loaded once. Records that differ only in
     their C(timestamp) are different documents; the flywheel itself de-duplicates by
     request messages and response choices when it builds datasets.
+  - A file of 2,000 lines or more is read and checked by two processes at once.
 seealso:
   - module: dataflywheel.blueprint.flywheel_logs_info
 """
@@ -158,7 +175,7 @@ created:
   returned: when O(state=present)
   type: int
 existing:
-  description: Records that were already in the index (same content, same id), left as they are.
+  description: Records that were already in the index (same id), left as they are.
   returned: when O(state=present)
   type: int
 deleted:

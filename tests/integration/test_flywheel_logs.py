@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import urllib.error
 import urllib.request
@@ -10,6 +11,8 @@ import uuid
 
 import pytest
 
+from ansible_collections.dataflywheel.blueprint.plugins.module_utils import flywheel_log_reader as reader
+from ansible_collections.dataflywheel.blueprint.plugins.module_utils import flywheel_log_schema as schema
 from tests.integration.flywheel_sim import run_module
 from tests.sim.sample_logs import generate, write
 
@@ -122,6 +125,9 @@ def bad_lines(records: list[dict]) -> tuple[list[str], dict[int, str]]:
     put(13, r, "response.choices[0].message.tool_calls[0].function.arguments")
     lines[14] = "{not json"
     broken[15] = "(record)"
+    # a key twice in one object: Python's parser keeps the last, the index refuses the document
+    lines[16] = lines[16].replace('"role": "user"', '"role": "user", "role": "user"', 1)
+    broken[17] = "(record)"
     return lines, broken
 
 
@@ -134,13 +140,57 @@ def test_invalid_records_are_rejected_before_anything_is_sent(search_engine, ind
     path.write_text("\n".join(lines) + "\n")
     result = logs(search_engine, index, path=str(path))
     assert result.get("failed") is True
-    assert result["msg"].startswith("7 invalid record(s) in %s (lines 3, 5, 7, 9, 11, 13, 15)" % path)
+    assert result["msg"].startswith("8 invalid record(s) in %s (lines 3, 5, 7, 9, 11, 13, 15, 17)" % path)
     assert "nothing was sent" in result["msg"]
     found = {(e["line"], e["field"]) for e in result["errors"]}
     for line, field in broken.items():
         assert (line, field) in found, (line, field, result["errors"])
     assert "line 11: timestamp:" in result["msg"] and "yesterday at noon" in result["msg"]
-    assert count(search_engine, index) == 20  # unchanged: the 13 good lines were not sent either
+    assert count(search_engine, index) == 20  # unchanged: the 12 good lines were not sent either
+
+
+def test_a_new_index_records_its_id_scheme_and_keeps_each_line_as_written(search_engine, index, tmp_path):
+    records = list(generate(5))
+    lines = [json.dumps(r) for r in records]  # with spaces after , and :
+    path = tmp_path / "spaced.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    first = logs(search_engine, index, path=str(path))
+    assert (first["index_created"], first["created"]) == (True, 5), first
+    meta = es(search_engine, "GET", f"/{index}/_mapping")[1][index]["mappings"]["_meta"]
+    assert meta == {"dataflywheel.blueprint": {"document_ids": "source-sha256"}}
+    ident = hashlib.sha256(lines[1].encode()).hexdigest()
+    request = urllib.request.Request(f"{search_engine.url}/{index}/_source/{ident}")
+    with urllib.request.urlopen(request, timeout=30) as resp:  # noqa: S310 - loopback engine
+        assert resp.read() == lines[1].encode(), "the stored document is the line, byte for byte"
+    # the same file again: nothing new; the same records re-formatted: new documents (same bytes = same record)
+    again = logs(search_engine, index, path=str(path))
+    assert (again["changed"], again["created"], again["existing"]) == (False, 0, 5)
+    compact = tmp_path / "compact.jsonl"
+    compact.write_text("".join(json.dumps(r, separators=(",", ":")) + "\n" for r in records[:2]))
+    assert logs(search_engine, index, path=str(compact))["created"] == 2
+    assert count(search_engine, index) == 7
+
+
+def test_an_index_loaded_with_canonical_ids_gets_no_duplicates(search_engine, index, tmp_path):
+    """An index without the marker (the flywheel's own, or one loaded by an earlier version of this module,
+    which gave every record the SHA-256 of its canonical JSON as id) keeps that scheme."""
+    records = list(generate(30, client_id="old"))
+    assert es(search_engine, "PUT", f"/{index}", schema.INDEX_BODY)[0] == 200
+    canonical = [json.dumps(r, sort_keys=True, separators=(",", ":"), ensure_ascii=False) for r in records[:20]]
+    body = "".join(
+        json.dumps({"create": {"_index": index, "_id": hashlib.sha256(doc.encode()).hexdigest()}}) + "\n" + doc + "\n"
+        for doc in canonical
+    )
+    assert es(search_engine, "POST", "/_bulk?refresh=true", ndjson=body.encode())[1]["errors"] is False
+    path = write(tmp_path / "aiva.jsonl", 30, client_id="old")
+    result = logs(search_engine, index, path=str(path))
+    assert (result["created"], result["existing"], result["index_created"]) == (10, 20, False), result
+    assert count(search_engine, index) == 30
+    ids = [reader.doc_id(r) for r in records]
+    found = es(search_engine, "POST", f"/{index}/_mget", {"ids": ids})[1]["docs"]
+    assert all(doc["found"] for doc in found), "the 10 new records got canonical ids too"
+    assert "_meta" not in es(search_engine, "GET", f"/{index}/_mapping")[1][index]["mappings"]
+    assert logs(search_engine, index, path=str(path))["created"] == 0
 
 
 def test_invalid_file_does_not_create_the_index(search_engine, index, tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import copy
 import gzip
+import hashlib
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -78,6 +79,105 @@ def test_each_problem_names_its_field(change, field, words):
     assert any(f == field and words in m for f, m in problems), problems
 
 
+def _paths(value, path=()):
+    """Every (container, key) path inside a record."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield path + (key,)
+            yield from _paths(item, path + (key,))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield path + (i,)
+            yield from _paths(item, path + (i,))
+
+
+REPLACEMENTS = [
+    None,
+    "",
+    " ",
+    "x",
+    "assistant",
+    "function",
+    0,
+    -1,
+    1.5,
+    10**400,
+    float("nan"),
+    True,
+    [],
+    [{}],
+    [{"type": "text"}],
+    {},
+    {"name": ""},
+    {"name": "f"},
+    "{not json",
+    '{"a": 1}',
+    "2025-02-30",
+    "2025-06-01T12:00:00Z",
+    253402300800,
+]
+
+
+def test_is_valid_agrees_with_the_problems():
+    """The fast check and the field-naming one apply the same rules: a fixed-seed fuzz over mutated records
+    (each a value replaced, a key removed or an unknown one added, at any depth, with and without overrides)."""
+    import random  # noqa: PLC0415
+
+    rng = random.Random(18)
+    bases = [good()]
+    bases.append(copy.deepcopy(bases[0]))
+    bases[1]["request"]["messages"].append(
+        {"role": "assistant", "content": None, "tool_calls": [{"type": "function", "function": {"name": "f"}}]}
+    )
+    bases[1]["response"]["choices"][0]["message"]["content"] = [{"type": "text", "text": "hi"}]
+    outcomes = set()
+
+    def agree(record, overrides):
+        valid = schema.is_valid(record, **overrides)
+        assert valid == (schema.record_problems(record, **overrides) == []), (record, overrides)
+        outcomes.add(valid)
+
+    for base in bases:  # every single replacement and removal, exhaustively
+        for path in _paths(base):
+            for value in [*REPLACEMENTS, "removed"]:
+                record = copy.deepcopy(base)
+                parent = record
+                for key in path[:-1]:
+                    parent = parent[key]
+                if value == "removed":
+                    if not isinstance(parent, dict):
+                        continue
+                    del parent[path[-1]]
+                else:
+                    parent[path[-1]] = copy.deepcopy(value)
+                agree(record, {})
+                agree(record, {"workload_id": "w", "client_id": "c"})
+    for n in range(3000):  # and random combinations
+        record = copy.deepcopy(bases[n % 2])
+        for _change in range(rng.choice((1, 1, 2))):
+            path = rng.choice(list(_paths(record)))
+            parent = record
+            for key in path[:-1]:
+                parent = parent[key]
+            action = rng.random()
+            if action < 0.15 and isinstance(parent, dict):
+                del parent[path[-1]]
+            elif action < 0.2 and isinstance(parent, dict):
+                parent["unknown"] = 1
+            else:
+                parent[path[-1]] = copy.deepcopy(rng.choice(REPLACEMENTS))
+        agree(
+            record, rng.choice(({}, {"workload_id": "w"}, {"client_id": "c"}, {"workload_id": "w", "client_id": "c"}))
+        )
+    assert outcomes == {True, False}
+
+
+def test_a_huge_integer_timestamp_is_a_problem_not_a_crash():
+    record = good()
+    record["timestamp"] = 10**400
+    assert [f for f, _m in schema.validate_record(record)] == ["timestamp"]
+
+
 @pytest.mark.parametrize(
     "value", [0, 1717000000, 1717000000.5, "2025-06-01", "2025-06-01T12:00:00Z", "2025-06-01 12:00:00+02:00"]
 )
@@ -131,7 +231,8 @@ def test_read_jsonl_reports_bad_json_with_its_line(tmp_path):
     assert message.startswith("1 invalid record(s) in %s (line 3); nothing was sent" % path)
 
 
-def test_a_large_file_is_checked_by_two_processes_with_the_same_result(tmp_path, monkeypatch):
+@pytest.mark.parametrize("scheme", [reader.SCHEME_CANONICAL, reader.SCHEME_SOURCE])
+def test_a_large_file_is_checked_by_two_processes_with_the_same_result(tmp_path, monkeypatch, scheme):
     records = list(generate(30, seed=5))
     lines = [json.dumps(r) for r in records]
     lines[20] = lines[3]  # a duplicate in the other half: loaded once, at its first line
@@ -142,13 +243,94 @@ def test_a_large_file_is_checked_by_two_processes_with_the_same_result(tmp_path,
     path = tmp_path / "logs.jsonl"
     path.write_text("\n".join(lines) + "\n")
     monkeypatch.setattr(reader, "PARALLEL_FROM", 4)
-    one = reader.prepare_file(str(path), processes=1, client_id="c")
-    two = reader.prepare_file(str(path), processes=2, client_id="c")
-    assert one == two
-    docs, errors = two
-    assert len(docs) == 28 and [e["line"] for e in errors] == [27]
-    assert [d[0] for d in docs][:12] == [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 13]  # line 11 is blank
-    assert len(reader.prepare_file(str(path), max_records=12, processes=2)[0]) == 12
+    for overrides in ({"client_id": "c"}, {}):
+        one = reader.prepare_file(str(path), processes=1, scheme=scheme, **overrides)
+        two = reader.prepare_file(str(path), processes=2, scheme=scheme, **overrides)
+        assert one == two
+        docs, errors = two
+        assert len(docs) == 28 and [e["line"] for e in errors] == [27]
+        assert [d[0] for d in docs][:12] == [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 13]  # line 11 is blank
+    assert len(reader.prepare_file(str(path), max_records=12, processes=2, scheme=scheme)[0]) == 12
+
+
+# ------------------------------------------------------------------ document id schemes
+def _lines_file(tmp_path, lines):
+    path = tmp_path / "logs.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    return path
+
+
+def test_source_ids_are_the_sha256_of_the_line_sent_as_it_is(tmp_path):
+    records = list(generate(3))
+    lines = [json.dumps(r).encode() for r in records]  # with spaces: sent as written, not re-encoded
+    lines.append(json.dumps(records[0], separators=(",", ":")).encode())  # the same record, other bytes
+    lines.append(lines[1])  # the same bytes again: loaded once
+    path = _lines_file(tmp_path, [b"  " + lines[0] + b"\r", *lines[1:]])
+    docs, errors = reader.prepare_file(str(path), scheme=reader.SCHEME_SOURCE)
+    assert errors == []
+    assert [(n, source) for n, _i, source in docs] == [(1, lines[0]), (2, lines[1]), (3, lines[2]), (4, lines[3])]
+    assert all(ident == hashlib.sha256(source).hexdigest() for _n, ident, source in docs)
+    assert docs[0][1] != docs[3][1], "same record, other whitespace: another document"
+    assert reader.prepare_file(str(path), scheme=reader.SCHEME_SOURCE) == (docs, errors), "stable across reruns"
+
+
+def test_canonical_ids_are_unchanged_for_indexes_without_the_marker(tmp_path):
+    records = list(generate(3))
+    path = _lines_file(tmp_path, [json.dumps(r).encode() for r in records])
+    docs, errors = reader.prepare_file(str(path), scheme=reader.SCHEME_CANONICAL)
+    assert errors == [] and len(docs) == 3
+    for (_n, ident, source), record in zip(docs, records):
+        canonical = json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+        assert (ident, source) == (hashlib.sha256(canonical).hexdigest(), canonical)
+    assert reader.prepare_file(str(path), scheme=reader.SCHEME_CANONICAL) == (docs, errors)
+    assert [d[1] for d in docs] == [reader.doc_id(r) for r in records]
+
+
+def test_with_overrides_or_a_list_the_source_is_the_record_as_compact_json(tmp_path):
+    record = good()
+    path = _lines_file(tmp_path, [json.dumps(record).encode()])
+    docs, _errors = reader.prepare_file(str(path), client_id="aiva-9", scheme=reader.SCHEME_SOURCE)
+    expected = json.dumps(dict(record, client_id="aiva-9"), separators=(",", ":"), ensure_ascii=False).encode()
+    assert docs == [(1, hashlib.sha256(expected).hexdigest(), expected)]
+    assert reader.prepare([(1, record)], client_id="aiva-9", scheme=reader.SCHEME_SOURCE)[0] == docs
+
+
+def test_a_line_sent_as_it_is_must_be_one_the_index_parses(tmp_path):
+    good_line = json.dumps(good()).encode()
+    nested_twice = good_line.replace(b'"model": "meta/llama-3.1-70b-instruct"', b'"model": "a", "model": "b"', 1)
+    path = _lines_file(
+        tmp_path,
+        [
+            good_line,
+            nested_twice,  # the index refuses a key twice in one object
+            good_line.replace(b'"temperature": 0.2', b'"temperature": NaN'),  # and NaN/Infinity
+            good_line.replace(b"Jetson", b"J\xe9tson"),  # and bytes that are not UTF-8
+        ],
+    )
+    docs, errors = reader.prepare_file(str(path), scheme=reader.SCHEME_SOURCE)
+    assert [d[0] for d in docs] == [1]
+    assert [(e["line"], e["field"]) for e in errors] == [(2, "(record)"), (3, "(record)"), (4, "(record)")]
+    assert 'duplicate key "model"' in errors[0]["message"]
+    assert "NaN is not a JSON number" in errors[1]["message"]
+    assert "utf-8" in errors[2]["message"]
+    # a record that is re-encoded (canonical scheme, or overrides) is read as before: a repeated key keeps its
+    # last value, bytes that are not UTF-8 become U+FFFD; NaN is refused there too
+    for scheme, overrides in ((reader.SCHEME_CANONICAL, {}), (reader.SCHEME_SOURCE, {"client_id": "c"})):
+        docs, errors = reader.prepare_file(str(path), scheme=scheme, **overrides)
+        assert [d[0] for d in docs] == [1, 2, 4] and [e["line"] for e in errors] == [3]
+        assert json.loads(docs[1][2])["request"]["model"] == "b"
+
+
+def test_the_index_records_its_id_scheme():
+    body = reader.index_body()
+    assert body["mappings"]["_meta"] == {"dataflywheel.blueprint": {"document_ids": "source-sha256"}}
+    assert {k: v for k, v in body["mappings"].items() if k != "_meta"} == schema.INDEX_BODY["mappings"]
+    assert body["settings"] == schema.INDEX_BODY["settings"]
+    assert reader.scheme_of(body["mappings"]) == reader.SCHEME_SOURCE
+    assert reader.scheme_of(schema.INDEX_BODY["mappings"]) == reader.SCHEME_CANONICAL  # no marker: as before
+    assert reader.scheme_of({"_meta": {"owner": "someone"}}) == reader.SCHEME_CANONICAL
+    with pytest.raises(schema.LogsError, match="scheme 'sha512-v9'.*does not know"):
+        reader.scheme_of({"_meta": {"dataflywheel.blueprint": {"document_ids": "sha512-v9"}}})
 
 
 def test_format_errors_caps_the_message():
@@ -320,3 +502,67 @@ def test_unreachable_engine_is_one_clear_error():
     with pytest.raises(schema.LogsError) as err:
         c.count("flywheel")
     assert "POST http://127.0.0.1:9/flywheel/_count failed" in str(err.value)
+
+
+# ------------------------------------------------------------------ the module: which ids an index gets
+def _run_logs(ansible_module, server, **args):
+    return ansible_module("flywheel_logs", {"es_url": "http://127.0.0.1:%d" % server.server_address[1], **args})
+
+
+def _bulk_ids(seen):
+    ids = []
+    for method, path, _headers, body in seen:
+        if method == "POST" and path.startswith("/_bulk"):
+            lines = body.decode().splitlines()
+            ids += [json.loads(action)["create"]["_id"] for action in lines[::2]]
+    return ids
+
+
+def _created(n):
+    return (200, {"errors": False, "items": [{"create": {"status": 201}}] * n})
+
+
+def test_an_index_this_module_creates_gets_the_marker_and_source_ids(ansible_module, recorder, tmp_path):
+    lines = [json.dumps(r).encode() for r in generate(3)]
+    path = _lines_file(tmp_path, lines)
+    recorder.script[:] = [(404, None), (200, {"acknowledged": True}), _created(3)]
+    result = _run_logs(ansible_module, recorder, path=str(path))
+    assert result.get("failed") is not True, result
+    assert (result["index_created"], result["created"]) == (True, 3)
+    method, where, _headers, body = recorder.seen[1]
+    assert (method, where) == ("PUT", "/flywheel") and json.loads(body) == reader.index_body(reader.SCHEME_SOURCE)
+    assert _bulk_ids(recorder.seen) == [hashlib.sha256(line).hexdigest() for line in lines]
+    assert recorder.seen[2][3].decode().splitlines()[1::2] == [line.decode() for line in lines]  # sent as written
+
+
+@pytest.mark.parametrize("concurrent", [False, True], ids=["existing", "created-meanwhile"])
+def test_an_index_without_the_marker_keeps_canonical_ids(ansible_module, recorder, tmp_path, concurrent):
+    records = list(generate(3))
+    path = _lines_file(tmp_path, [json.dumps(r).encode() for r in records])
+    old_index = (200, {"flywheel": {"mappings": schema.INDEX_BODY["mappings"]}})  # made by the flywheel or by hand
+    exists = (
+        400,
+        {"error": {"type": "resource_already_exists_exception", "reason": "index [flywheel] already exists"}},
+    )
+    recorder.script[:] = ([(404, None), exists] if concurrent else []) + [
+        (200, None),
+        old_index,
+        (200, {"docs": [{"_id": reader.doc_id(records[0]), "found": True}]}),
+        _created(2),
+    ]
+    result = _run_logs(ansible_module, recorder, path=str(path))
+    assert result.get("failed") is not True, result
+    assert (result["index_created"], result["created"], result["existing"]) == (False, 2, 1)
+    assert _bulk_ids(recorder.seen) == [reader.doc_id(r) for r in records[1:]]
+    assert [m for m, *_rest in recorder.seen].count("PUT") == (1 if concurrent else 0)
+
+
+def test_a_bad_line_sends_nothing_not_even_the_index(ansible_module, recorder, tmp_path):
+    lines = [json.dumps(r).encode() for r in generate(3)]
+    lines[2] = lines[2].replace(b'"role": "user"', b'"role": "user", "role": "user"')
+    path = _lines_file(tmp_path, lines)
+    recorder.script[:] = [(404, None)]
+    result = _run_logs(ansible_module, recorder, path=str(path))
+    assert result.get("failed") is True and "line 3: (record): not valid JSON (duplicate key" in result["msg"]
+    assert "nothing was sent" in result["msg"]
+    assert [(m, p) for m, p, _h, _b in recorder.seen] == [("HEAD", "/flywheel")]  # looked, wrote nothing
