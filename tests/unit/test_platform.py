@@ -10,11 +10,14 @@ import json
 from pathlib import Path
 
 import pytest
+from kubernetes.client.rest import ApiException
 
 from ansible_collections.dataflywheel.blueprint.plugins.module_utils.platform import (
     PlatformError,
     _parse_cluster_config,
     classify,
+    crd_names,
+    gpu_cluster_policies,
 )
 
 DATA = Path(__file__).parent / "data" / "platform"
@@ -239,3 +242,66 @@ def test_old_server_has_no_native_sidecars():
 )
 def test_parse_cluster_config(data, domain):
     assert _parse_cluster_config(data)["domain"] == domain
+
+
+def _crd(name, *conditions):
+    return {"metadata": {"name": name}, "status": {"conditions": [{"type": t, "status": s} for t, s in conditions]}}
+
+
+def test_crd_names_and_which_are_established():
+    items = [
+        _crd("nimservices.apps.nvidia.com", ("NamesAccepted", "True"), ("Established", "True")),
+        _crd("nimcaches.apps.nvidia.com", ("NamesAccepted", "True"), ("Established", "False")),
+        {"metadata": {"name": "clusterpolicies.nvidia.com"}},  # just created: no status yet
+        _crd("logs.kwok.x-k8s.io", ("Established", "True")),
+    ]
+    names, established = crd_names(items)
+    assert names == [
+        "clusterpolicies.nvidia.com",
+        "logs.kwok.x-k8s.io",
+        "nimcaches.apps.nvidia.com",
+        "nimservices.apps.nvidia.com",
+    ]
+    assert established == ["logs.kwok.x-k8s.io", "nimservices.apps.nvidia.com"]
+
+
+class _Answer:
+    def __init__(self, body):
+        self.data = json.dumps(body).encode()
+
+
+class _Api:
+    """An ApiClient stand-in answering one path, or raising what the API server would."""
+
+    def __init__(self, answer=None, status=None):
+        self.answer, self.status, self.paths = answer, status, []
+
+    def call_api(self, path, method, **kwargs):
+        self.paths.append((method, path))
+        if self.status is not None:
+            raise ApiException(status=self.status, reason="Forbidden")
+        return _Answer(self.answer)
+
+
+def test_gpu_cluster_policies_states_none_when_forbidden_and_no_read_without_the_crd():
+    crds = ["clusterpolicies.nvidia.com"]
+    api = _Api({"items": [{"metadata": {"name": "cluster-policy"}, "status": {"state": "ready"}},
+                          {"metadata": {"name": "fresh"}}]})  # fmt: skip
+    assert gpu_cluster_policies(api, crds) == {"cluster-policy": "ready", "fresh": ""}
+    assert api.paths == [("GET", "/apis/nvidia.com/v1/clusterpolicies")]
+    # credentials that may not list them: unknown (the GPU Operator role reads its ClusterPolicy itself)
+    assert gpu_cluster_policies(_Api(status=403), crds) is None
+    with pytest.raises(Exception, match="Forbidden|500"):
+        gpu_cluster_policies(_Api(status=500), crds)
+    quiet = _Api(status=500)
+    assert gpu_cluster_policies(quiet, ["nimservices.apps.nvidia.com"]) == {} and quiet.paths == []
+
+
+def test_start_of_run_crd_and_cluster_policy_states_reach_the_facts():
+    d = recorded("vanilla")
+    assert classify(d)["crds_established"] == [] and classify(d)["gpu_cluster_policies"] is None
+    d["crds_established"] = ["nimservices.apps.nvidia.com", "clusterpolicies.nvidia.com"]
+    d["gpu_cluster_policies"] = {"cluster-policy": "notReady"}
+    facts = classify(d)
+    assert facts["crds_established"] == ["clusterpolicies.nvidia.com", "nimservices.apps.nvidia.com"]
+    assert facts["gpu_cluster_policies"] == {"cluster-policy": "notReady"}
