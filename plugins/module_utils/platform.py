@@ -7,8 +7,8 @@ Two halves, so the logic is testable without a cluster:
 
 * ``gather(api_client)`` reads the discovery data (API groups, CRD names and which are
   Established, the GPU Operator's ClusterPolicy states, namespaces with labels/annotations,
-  node labels and GPU capacity, storage classes, CSI drivers, mutating webhooks, the EZUA
-  cluster ConfigMap, server version) into a plain dict.
+  the cluster DNS Service, node labels and GPU capacity, storage classes, CSI drivers, mutating
+  webhooks, the EZUA cluster ConfigMap, server version) into a plain dict.
 * ``classify(discovery, force=None)`` turns that dict into facts. It is pure and is
   unit-tested against recorded discovery data (tests/unit/data/platform/*.json).
 
@@ -46,6 +46,9 @@ GPU_RESOURCE = "nvidia.com/gpu"
 GPU_NODE_LABELS = ("nvidia.com/gpu.present", "feature.node.kubernetes.io/pci-10de.present")
 MAP_GROUP = "admissionregistration.k8s.io"
 MAP_PREFERENCE = ("v1", "v1beta1", "v1alpha1")
+# where distributions keep the cluster DNS Service (CoreDNS-based ones, OpenShift): read with the rest at the start
+# of the run, so the NeMo gateway's resolver (nemo_platform_gateway_dns_services, same defaults) needs no read
+DNS_SERVICES = (("kube-system", "kube-dns"), ("openshift-dns", "dns-default"))
 
 
 class PlatformError(Exception):
@@ -82,6 +85,29 @@ def gpu_cluster_policies(api_client, crds):
         if exc.status not in (403, 404):
             raise
         return None
+
+
+def dns_services(api_client, namespaces):
+    """The cluster DNS Services of DNS_SERVICES that exist, in that order, each as a Service object reduced to its
+    namespace, name and ClusterIP. A place whose namespace does not exist is not read; one these credentials may
+    not read is left out (the NeMo gateway's resolver then reads it itself)."""
+    found = []
+    for namespace, name in DNS_SERVICES:
+        if namespace not in namespaces:
+            continue
+        try:
+            service = _get_json(api_client, "/api/v1/namespaces/%s/services/%s" % (namespace, name))
+        except ApiException as exc:
+            if exc.status not in (403, 404):
+                raise
+            continue
+        found.append(
+            {
+                "metadata": {"namespace": namespace, "name": name},
+                "spec": {"clusterIP": (service.get("spec") or {}).get("clusterIP") or ""},
+            }
+        )
+    return found
 
 
 def _get_json(api_client, path):
@@ -306,6 +332,7 @@ def classify(discovery, force=None):
         "namespaces": sorted(_namespaces(discovery)),
         "crds_established": sorted(discovery.get("crds_established") or []),
         "gpu_cluster_policies": discovery.get("gpu_cluster_policies"),
+        "dns_services": discovery.get("dns_services") or [],
     }
     return facts
 
@@ -361,6 +388,7 @@ def gather(api_client):
         n.metadata.name: {"labels": n.metadata.labels or {}, "annotations": n.metadata.annotations or {}}
         for n in core.list_namespace().items
     }
+    discovery["dns_services"] = dns_services(api_client, discovery["namespaces"])
     discovery["nodes"] = [
         {
             "name": n.metadata.name,

@@ -14,8 +14,8 @@ short_description: Classify a Kubernetes cluster as OpenShift, HPE PCAI, Nutanix
 version_added: "0.1.0"
 description:
   - Reads the Kubernetes API only (discovery, CRDs, namespaces, nodes, storage classes,
-    CSI drivers, mutating webhooks, the EZUA cluster ConfigMap, the GPU Operator's ClusterPolicies) and reports the
-    platform and the separate facts the remediations are selected by.
+    CSI drivers, mutating webhooks, the EZUA cluster ConfigMap, the GPU Operator's ClusterPolicies, the cluster DNS
+    Service) and reports the platform and the separate facts the remediations are selected by.
   - Precedence is EZUA/PCAI markers, then OpenShift markers, then Nutanix Enterprise AI
     markers, then vanilla. Nutanix storage and Istio are reported as separate facts, because
     they occur on several platforms (OpenShift on Nutanix, Istio on vanilla).
@@ -139,6 +139,14 @@ platform_info:
           reports none); empty when the CRD is not served; null when these credentials may not list them.
       type: dict
       sample: {"cluster-policy": "ready"}
+    dns_services:
+      description:
+        - The cluster DNS Services found where distributions keep them (C(kube-system/kube-dns), then
+          C(openshift-dns/dns-default)), each reduced to C(metadata.namespace), C(metadata.name) and C(spec.clusterIP).
+        - The NeMo gateway's resolver uses the first place's ClusterIP without a read of its own.
+      type: list
+      elements: dict
+      sample: [{"metadata": {"namespace": "kube-system", "name": "kube-dns"}, "spec": {"clusterIP": "10.96.0.10"}}]
 """
 
 from ansible_collections.dataflywheel.blueprint.plugins.module_utils.k8s_connection import k8s_module

@@ -38,8 +38,8 @@ def test_force_and_bad_kubeconfig(ansible_module):
 
 
 def test_start_of_run_states_equal_the_apis_answer(ansible_module, vanilla):
-    """What the operator roles rely on instead of a read of their own on a run that changes no release: the
-    Established CRDs and the GPU Operator's ClusterPolicy states, as the API server has them."""
+    """What the roles rely on instead of a read of their own: the Established CRDs and the GPU Operator's
+    ClusterPolicy states (on a run that changes no release), the cluster DNS Service, as the API server has them."""
     facts = ansible_module("platform_info", {"kubeconfig": kubeconfig_for("vanilla")})["platform_info"]
     crds = client.ApiextensionsV1Api(vanilla).list_custom_resource_definition().items
     established = sorted(
@@ -56,3 +56,8 @@ def test_start_of_run_states_equal_the_apis_answer(ansible_module, vanilla):
         }
     else:
         assert facts["gpu_cluster_policies"] == {}
+    dns = client.CoreV1Api(vanilla).read_namespaced_service("kube-dns", "kube-system")
+    assert dns.spec.cluster_ip
+    assert facts["dns_services"] == [
+        {"metadata": {"namespace": "kube-system", "name": "kube-dns"}, "spec": {"clusterIP": dns.spec.cluster_ip}}
+    ]
