@@ -5,9 +5,10 @@
 
 Two halves, so the logic is testable without a cluster:
 
-* ``gather(api_client)`` reads the discovery data (API groups, CRD names, namespaces
-  with labels/annotations, node labels and GPU capacity, storage classes, CSI drivers,
-  mutating webhooks, the EZUA cluster ConfigMap, server version) into a plain dict.
+* ``gather(api_client)`` reads the discovery data (API groups, CRD names and which are
+  Established, the GPU Operator's ClusterPolicy states, namespaces with labels/annotations,
+  the cluster DNS Service, node labels and GPU capacity, storage classes, CSI drivers, mutating
+  webhooks, the EZUA cluster ConfigMap, server version) into a plain dict.
 * ``classify(discovery, force=None)`` turns that dict into facts. It is pure and is
   unit-tested against recorded discovery data (tests/unit/data/platform/*.json).
 
@@ -19,6 +20,8 @@ because OpenShift-on-Nutanix and NKP overlap. Istio alone never means PCAI.
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
+
+import json
 
 try:
     from kubernetes import client as k8s
@@ -43,10 +46,77 @@ GPU_RESOURCE = "nvidia.com/gpu"
 GPU_NODE_LABELS = ("nvidia.com/gpu.present", "feature.node.kubernetes.io/pci-10de.present")
 MAP_GROUP = "admissionregistration.k8s.io"
 MAP_PREFERENCE = ("v1", "v1beta1", "v1alpha1")
+# where distributions keep the cluster DNS Service (CoreDNS-based ones, OpenShift): read with the rest at the start
+# of the run, so the NeMo gateway's resolver (nemo_platform_gateway_dns_services, same defaults) needs no read
+DNS_SERVICES = (("kube-system", "kube-dns"), ("openshift-dns", "dns-default"))
 
 
 class PlatformError(Exception):
     """Bad input to classify (e.g. an unknown forced platform)."""
+
+
+def crd_names(items):
+    """(names, established names) of CustomResourceDefinition items as the API returns them (dicts)."""
+    names, established = [], []
+    for item in items:
+        name = (item.get("metadata") or {}).get("name")
+        names.append(name)
+        conditions = (item.get("status") or {}).get("conditions") or []
+        if any(c.get("type") == "Established" and c.get("status") == "True" for c in conditions):
+            established.append(name)
+    return sorted(names), sorted(established)
+
+
+def cluster_policy_states(items):
+    """{name: status.state} of the GPU Operator's ClusterPolicy items (dicts); '' where no state is reported."""
+    return dict(
+        ((item.get("metadata") or {}).get("name"), (item.get("status") or {}).get("state") or "") for item in items
+    )
+
+
+def gpu_cluster_policies(api_client, crds):
+    """{name: state} of the GPU Operator's ClusterPolicies ({} when the CRD is not served); None when these
+    credentials may not list them (the GPU Operator role then reads the one it waits for itself)."""
+    if "clusterpolicies.nvidia.com" not in crds:
+        return {}
+    try:
+        return cluster_policy_states(_get_json(api_client, "/apis/nvidia.com/v1/clusterpolicies").get("items") or [])
+    except ApiException as exc:
+        if exc.status not in (403, 404):
+            raise
+        return None
+
+
+def dns_services(api_client, namespaces):
+    """The cluster DNS Services of DNS_SERVICES that exist, in that order, each as a Service object reduced to its
+    namespace, name and ClusterIP. A place whose namespace does not exist is not read; one these credentials may
+    not read is left out (the NeMo gateway's resolver then reads it itself)."""
+    found = []
+    for namespace, name in DNS_SERVICES:
+        if namespace not in namespaces:
+            continue
+        try:
+            service = _get_json(api_client, "/api/v1/namespaces/%s/services/%s" % (namespace, name))
+        except ApiException as exc:
+            if exc.status not in (403, 404):
+                raise
+            continue
+        found.append(
+            {
+                "metadata": {"namespace": namespace, "name": name},
+                "spec": {"clusterIP": (service.get("spec") or {}).get("clusterIP") or ""},
+            }
+        )
+    return found
+
+
+def _get_json(api_client, path):
+    """GET `path` and parse the JSON answer as it is: CRDs carry large schemas, which the typed models of the
+    kubernetes client would build objects for."""
+    response = api_client.call_api(
+        path, "GET", auth_settings=["BearerToken"], _preload_content=False, _return_http_data_only=True
+    )
+    return json.loads(response.data)
 
 
 def _groups(discovery):
@@ -260,6 +330,9 @@ def classify(discovery, force=None):
         "server_version": server,
         "native_sidecars": _minor(server) >= (1, 29),
         "namespaces": sorted(_namespaces(discovery)),
+        "crds_established": sorted(discovery.get("crds_established") or []),
+        "gpu_cluster_policies": discovery.get("gpu_cluster_policies"),
+        "dns_services": discovery.get("dns_services") or [],
     }
     return facts
 
@@ -304,13 +377,18 @@ def gather(api_client):
         if any(r.get("name") == "mutatingadmissionpolicies" for r in resources.get("resources", [])):
             map_versions.append(ver)
     discovery["map_versions"] = map_versions
-    ext = k8s.ApiextensionsV1Api(api_client)
-    discovery["crds"] = sorted(c.metadata.name for c in ext.list_custom_resource_definition().items)
+    discovery["crds"], discovery["crds_established"] = crd_names(
+        _get_json(api_client, "/apis/apiextensions.k8s.io/v1/customresourcedefinitions").get("items") or []
+    )
+    # the GPU Operator's ClusterPolicy states, so its role need not read them again on a run that changes nothing;
+    # None (its role reads them) when these credentials may not list them
+    discovery["gpu_cluster_policies"] = gpu_cluster_policies(api_client, discovery["crds"])
     core = k8s.CoreV1Api(api_client)
     discovery["namespaces"] = {
         n.metadata.name: {"labels": n.metadata.labels or {}, "annotations": n.metadata.annotations or {}}
         for n in core.list_namespace().items
     }
+    discovery["dns_services"] = dns_services(api_client, discovery["namespaces"])
     discovery["nodes"] = [
         {
             "name": n.metadata.name,

@@ -14,8 +14,8 @@ short_description: Classify a Kubernetes cluster as OpenShift, HPE PCAI, Nutanix
 version_added: "0.1.0"
 description:
   - Reads the Kubernetes API only (discovery, CRDs, namespaces, nodes, storage classes,
-    CSI drivers, mutating webhooks, the EZUA cluster ConfigMap) and reports the platform and
-    the separate facts the remediations are selected by.
+    CSI drivers, mutating webhooks, the EZUA cluster ConfigMap, the GPU Operator's ClusterPolicies, the cluster DNS
+    Service) and reports the platform and the separate facts the remediations are selected by.
   - Precedence is EZUA/PCAI markers, then OpenShift markers, then Nutanix Enterprise AI
     markers, then vanilla. Nutanix storage and Istio are reported as separate facts, because
     they occur on several platforms (OpenShift on Nutanix, Istio on vanilla).
@@ -126,6 +126,27 @@ platform_info:
       type: list
       elements: str
       sample: ["default", "kube-system", "nemo"]
+    crds_established:
+      description:
+        - The names of the CustomResourceDefinitions whose condition C(Established) is C(True), sorted.
+        - The operator roles compare them with the CRDs they wait for, so a run that changes no release reads them once.
+      type: list
+      elements: str
+      sample: ["nimcaches.apps.nvidia.com", "nimservices.apps.nvidia.com"]
+    gpu_cluster_policies:
+      description:
+        - The GPU Operator's ClusterPolicies (C(nvidia.com/v1)) by name, each with its C(status.state) (empty when it
+          reports none); empty when the CRD is not served; null when these credentials may not list them.
+      type: dict
+      sample: {"cluster-policy": "ready"}
+    dns_services:
+      description:
+        - The cluster DNS Services found where distributions keep them (C(kube-system/kube-dns), then
+          C(openshift-dns/dns-default)), each reduced to C(metadata.namespace), C(metadata.name) and C(spec.clusterIP).
+        - The NeMo gateway's resolver uses the first place's ClusterIP without a read of its own.
+      type: list
+      elements: dict
+      sample: [{"metadata": {"namespace": "kube-system", "name": "kube-dns"}, "spec": {"clusterIP": "10.96.0.10"}}]
 """
 
 from ansible_collections.dataflywheel.blueprint.plugins.module_utils.k8s_connection import k8s_module

@@ -160,6 +160,51 @@ def test_cluster_noop_rerun_changes_nothing_and_restarts_nothing(stack, vanilla)
     assert pod_uids(vanilla) == before
     # every chart was pulled again from the authenticated repository, and helm saw no change in that
     assert {name for name, n in stack.pulls().items() if n > pulled.get(name, 0)} == STACK_CHARTS, stack.repo.stats
+    # no release changed, and the CRDs and the ClusterPolicy were ready when platform detection read them at the
+    # start of the run: the operator roles read neither again; nor does the gateway's resolver read the DNS Service
+    for task in START_OF_RUN_READS:
+        section = task_output(rerun.stdout, task)
+        assert "skipping: [local-cluster]" in section and "ok: [local-cluster]" not in section, section[:2000]
+
+
+# the roles' own reads of what platform detection read at the start of the run (skipped when that makes them redundant)
+START_OF_RUN_READS = (
+    "nim_operator : CRDs Established",
+    "gpu_operator : ClusterPolicy cluster-policy reports state ready",
+    "nemo_platform : The cluster DNS Service, first place",
+)
+
+
+def task_output(out: str, task: str) -> str:
+    """The default callback's lines of the first task whose header names `task`, up to the next header."""
+    start = out.index(f"TASK [dataflywheel.blueprint.{task}")
+    end = out.find("\nTASK [", start + 1)
+    return out[start : end if end > 0 else len(out)]
+
+
+def test_cluster_roles_read_what_was_not_ready_at_the_start_of_the_run(stack, ansible_module):
+    """A ClusterPolicy that was not ready, a NIM CRD that was not Established and a DNS Service platform detection
+    did not find when the run began are read (and waited for) by their roles, even on a run that changes no
+    release."""
+    facts = ansible_module("platform_info", {"kubeconfig": stack.env["DFW_KUBECONFIG"]})["platform_info"]
+    assert facts["gpu_cluster_policies"] == {"cluster-policy": "ready"}
+    assert "nimcaches.apps.nvidia.com" in facts["crds_established"]
+    facts["gpu_cluster_policies"] = {"cluster-policy": "notReady"}
+    facts["crds_established"].remove("nimcaches.apps.nvidia.com")
+    assert [s["metadata"]["name"] for s in facts["dns_services"]] == ["kube-dns"]
+    facts["dns_services"] = []
+    run = stack.run("cluster.yml", "-e", json.dumps({"remediate_facts": facts}), json_out=True)
+    assert run.returncode == 0, run.stdout[-4000:]
+    report = json.loads(run.stdout)
+    assert report["stats"]["local-cluster"]["changed"] == 0
+    ran = {
+        task["task"]["name"]
+        for play in report["plays"]
+        for task in play["tasks"]
+        if "local-cluster" in task["hosts"] and not task["hosts"]["local-cluster"].get("skipped", False)
+    }
+    for task in START_OF_RUN_READS:
+        assert any(task in name for name in ran), (task, sorted(ran))
 
 
 def test_cluster_subchart_mode_nemo_urls_resolve_and_pods_were_created_once(stack, vanilla):

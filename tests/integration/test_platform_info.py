@@ -2,6 +2,7 @@
 through Ansible (`ansible localhost -m`, the real module path)."""
 
 import pytest
+from kubernetes import client
 
 from .conftest import kubeconfig_for
 
@@ -34,3 +35,29 @@ def test_force_and_bad_kubeconfig(ansible_module):
     # kubernetes.core marks kubeconfig no_log (it may be an inline config with credentials), so Ansible
     # masks the path in the message
     assert "does not exist; set kubeconfig (or K8S_AUTH_KUBECONFIG) to a readable file" in missing["msg"]
+
+
+def test_start_of_run_states_equal_the_apis_answer(ansible_module, vanilla):
+    """What the roles rely on instead of a read of their own: the Established CRDs and the GPU Operator's
+    ClusterPolicy states (on a run that changes no release), the cluster DNS Service, as the API server has them."""
+    facts = ansible_module("platform_info", {"kubeconfig": kubeconfig_for("vanilla")})["platform_info"]
+    crds = client.ApiextensionsV1Api(vanilla).list_custom_resource_definition().items
+    established = sorted(
+        c.metadata.name
+        for c in crds
+        if any(x.type == "Established" and x.status == "True" for x in (c.status.conditions or []))
+    )
+    assert "nimservices.apps.nvidia.com" in established  # the profile serves the NIM Operator's CRDs
+    assert facts["crds_established"] == established
+    if any(c.metadata.name == "clusterpolicies.nvidia.com" for c in crds):
+        policies = client.CustomObjectsApi(vanilla).list_cluster_custom_object("nvidia.com", "v1", "clusterpolicies")
+        assert facts["gpu_cluster_policies"] == {
+            p["metadata"]["name"]: (p.get("status") or {}).get("state") or "" for p in policies["items"]
+        }
+    else:
+        assert facts["gpu_cluster_policies"] == {}
+    dns = client.CoreV1Api(vanilla).read_namespaced_service("kube-dns", "kube-system")
+    assert dns.spec.cluster_ip
+    assert facts["dns_services"] == [
+        {"metadata": {"namespace": "kube-system", "name": "kube-dns"}, "spec": {"clusterIP": dns.spec.cluster_ip}}
+    ]

@@ -10,11 +10,15 @@ import json
 from pathlib import Path
 
 import pytest
+from kubernetes.client.rest import ApiException
 
 from ansible_collections.dataflywheel.blueprint.plugins.module_utils.platform import (
     PlatformError,
     _parse_cluster_config,
     classify,
+    crd_names,
+    dns_services,
+    gpu_cluster_policies,
 )
 
 DATA = Path(__file__).parent / "data" / "platform"
@@ -239,3 +243,88 @@ def test_old_server_has_no_native_sidecars():
 )
 def test_parse_cluster_config(data, domain):
     assert _parse_cluster_config(data)["domain"] == domain
+
+
+def _crd(name, *conditions):
+    return {"metadata": {"name": name}, "status": {"conditions": [{"type": t, "status": s} for t, s in conditions]}}
+
+
+def test_crd_names_and_which_are_established():
+    items = [
+        _crd("nimservices.apps.nvidia.com", ("NamesAccepted", "True"), ("Established", "True")),
+        _crd("nimcaches.apps.nvidia.com", ("NamesAccepted", "True"), ("Established", "False")),
+        {"metadata": {"name": "clusterpolicies.nvidia.com"}},  # just created: no status yet
+        _crd("logs.kwok.x-k8s.io", ("Established", "True")),
+    ]
+    names, established = crd_names(items)
+    assert names == [
+        "clusterpolicies.nvidia.com",
+        "logs.kwok.x-k8s.io",
+        "nimcaches.apps.nvidia.com",
+        "nimservices.apps.nvidia.com",
+    ]
+    assert established == ["logs.kwok.x-k8s.io", "nimservices.apps.nvidia.com"]
+
+
+class _Answer:
+    def __init__(self, body):
+        self.data = json.dumps(body).encode()
+
+
+class _Api:
+    """An ApiClient stand-in answering one path, or raising what the API server would (`status`, or per path in
+    `statuses`)."""
+
+    def __init__(self, answer=None, status=None, statuses=None):
+        self.answer, self.status, self.statuses, self.paths = answer, status, statuses or {}, []
+
+    def call_api(self, path, method, **kwargs):
+        self.paths.append((method, path))
+        status = self.statuses.get(path, self.status)
+        if status is not None:
+            raise ApiException(status=status, reason="Forbidden" if status == 403 else "Error")
+        return _Answer(self.answer)
+
+
+def test_gpu_cluster_policies_states_none_when_forbidden_and_no_read_without_the_crd():
+    crds = ["clusterpolicies.nvidia.com"]
+    api = _Api({"items": [{"metadata": {"name": "cluster-policy"}, "status": {"state": "ready"}},
+                          {"metadata": {"name": "fresh"}}]})  # fmt: skip
+    assert gpu_cluster_policies(api, crds) == {"cluster-policy": "ready", "fresh": ""}
+    assert api.paths == [("GET", "/apis/nvidia.com/v1/clusterpolicies")]
+    # credentials that may not list them: unknown (the GPU Operator role reads its ClusterPolicy itself)
+    assert gpu_cluster_policies(_Api(status=403), crds) is None
+    with pytest.raises(Exception, match="Forbidden|500"):
+        gpu_cluster_policies(_Api(status=500), crds)
+    quiet = _Api(status=500)
+    assert gpu_cluster_policies(quiet, ["nimservices.apps.nvidia.com"]) == {} and quiet.paths == []
+
+
+def test_start_of_run_crd_and_cluster_policy_states_reach_the_facts():
+    d = recorded("vanilla")
+    assert classify(d)["crds_established"] == [] and classify(d)["gpu_cluster_policies"] is None
+    assert classify(d)["dns_services"] == []
+    d["crds_established"] = ["nimservices.apps.nvidia.com", "clusterpolicies.nvidia.com"]
+    d["gpu_cluster_policies"] = {"cluster-policy": "notReady"}
+    facts = classify(d)
+    assert facts["crds_established"] == ["clusterpolicies.nvidia.com", "nimservices.apps.nvidia.com"]
+    assert facts["gpu_cluster_policies"] == {"cluster-policy": "notReady"}
+
+
+def test_dns_services_in_lookup_order_only_where_the_namespace_exists():
+    kube_dns = "/api/v1/namespaces/kube-system/services/kube-dns"
+    openshift_dns = "/api/v1/namespaces/openshift-dns/services/dns-default"
+    api = _Api({"spec": {"clusterIP": "10.96.0.10", "ports": [{"port": 53}]}})
+    assert dns_services(api, {"kube-system": {}, "default": {}}) == [
+        {"metadata": {"namespace": "kube-system", "name": "kube-dns"}, "spec": {"clusterIP": "10.96.0.10"}}
+    ]
+    assert api.paths == [("GET", kube_dns)]  # no openshift-dns namespace: not read
+    # OpenShift: no kube-dns Service (404), dns-default found; a forbidden place is left out, not a failure
+    api = _Api({"spec": {"clusterIP": "172.30.0.10"}}, statuses={kube_dns: 404})
+    assert dns_services(api, {"kube-system": {}, "openshift-dns": {}}) == [
+        {"metadata": {"namespace": "openshift-dns", "name": "dns-default"}, "spec": {"clusterIP": "172.30.0.10"}}
+    ]
+    assert api.paths == [("GET", kube_dns), ("GET", openshift_dns)]
+    assert dns_services(_Api(status=403), {"kube-system": {}, "openshift-dns": {}}) == []
+    with pytest.raises(ApiException):
+        dns_services(_Api(status=500), {"kube-system": {}})
