@@ -49,6 +49,10 @@ DEFAULT_TIMEOUT = 1800  # seconds; a run that hangs fails with its last tasks in
 # ansible-playbook forks a worker per task (callback_plugins/dfw_warm.py). Benchmarks (no pytest) run without it,
 # and so does every test run with DFW_ANSIBLE_WARM=0 (to compare the cost table).
 WARM_CALLBACK = "dfw_warm"
+# The pause between two reads of an object a role waits on (kubernetes.core's wait_sleep) in the tests' runs: a
+# namespace or the NeMo gateway is usually there a second or two after the first read, which the roles' default
+# of 5 s would sleep through. Sent first, so a test's own extra vars win; only under pytest (not benchmarks).
+TEST_WAITS = {"nemo_platform_wait_sleep": 1, "flywheel_wait_sleep": 1}
 
 # kubernetes.core caches API discovery in $TMPDIR/k8srcp-<hash of the server URL>.json and keeps using it
 # while the kinds it looks up are found. Local clusters are recreated on reused loopback ports (and /tmp is
@@ -245,7 +249,7 @@ def run_playbook(
     timeout: float = DEFAULT_TIMEOUT,
     cwd: str | Path = ROOT,
 ) -> PlaybookRun:
-    """ansible-playbook PLAYBOOK [-i INVENTORY] [-e EXTRA_VARS] [--check] [--diff] [-v...] ARGS.
+    """ansible-playbook PLAYBOOK [-i INVENTORY] [-e TEST_WAITS] [-e EXTRA_VARS] [--check] [--diff] [-v...] ARGS.
 
     `env` adds to ansible_env(). With `marker` (a file path) every task start is recorded there and
     returned as `.tasks`. With kill_at, `sig` is sent `delay` seconds after task number kill_at started;
@@ -258,6 +262,8 @@ def run_playbook(
     cmd = [str(BIN / "ansible-playbook"), str(playbook)]
     if inventory:
         cmd += ["-i", str(inventory)]
+    if "PYTEST_CURRENT_TEST" in os.environ:
+        cmd += ["-e", json.dumps(TEST_WAITS)]
     if extra_vars is not None:
         cmd += ["-e", json.dumps(extra_vars)]
     if check:

@@ -19,7 +19,7 @@ import ansible_runner
 import yaml
 from kubernetes import client
 
-from tests.harness import ansible_settings
+from tests.harness import TEST_WAITS, ansible_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -179,7 +179,7 @@ def run(
         playbook=playbook,
         inventory=inventory,
         envvars=envvars,
-        extravars=extravars or {},
+        extravars={**TEST_WAITS, **(extravars or {})},
         quiet=True,
         suppress_env_files=True,  # AWX does not leave the credential's variables in files either
     )

@@ -103,7 +103,9 @@ def test_flywheel_run_completes_through_errors_latency_and_drops_without_duplica
 def test_flywheel_run_stops_with_a_diagnosis_when_the_api_keeps_failing(flywheel_api, tmp_path):
     control(flywheel_api, "/_sim/faults", {"error_rate": 1.0})
     started = time.monotonic()
-    result = run_role(flywheel_api.url, tmp_path, "down")
+    # one retry of each failed request (the role's default is 5, ~30 s of backoff in all): the retries themselves
+    # are the subject of test_flywheel_run_completes_through_errors_latency_and_drops_without_duplicates
+    result = run_role(flywheel_api.url, tmp_path, "down", flywheel_run_api_retries=1)
     assert result.returncode != 0
     assert "HTTP 500" in result.output and "/api/jobs" in result.output, result.output[-3000:]
     assert "Traceback" not in result.output
@@ -116,7 +118,7 @@ def test_flywheel_run_stops_with_a_diagnosis_when_the_api_is_unreachable(tmp_pat
     url = server.url
     server.shutdown()
     server.server_close()  # nothing listens on that port any more: connection refused
-    result = run_role(url, tmp_path, "refused")
+    result = run_role(url, tmp_path, "refused", flywheel_run_api_retries=1)
     assert result.returncode != 0
     assert url in result.output and "refused" in result.output.lower(), result.output[-3000:]
     assert "Traceback" not in result.output

@@ -20,6 +20,7 @@ Run by tests/sim/cluster.py; logs to the cluster state directory.
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import signal
 import sys
@@ -287,51 +288,112 @@ def ensure_service(core: client.CoreV1Api, obj: dict) -> None:
             raise
 
 
-def operator_status(api: client.ApiClient) -> None:
+def watch_custom(api: client.ApiClient, group: str, version: str, plural: str, handle) -> None:
+    """handle(obj) for every object of a custom kind, then for each one added or changed, until the watch ends
+    (at most a minute; forever() lists and watches again). A kind whose CRD is not served (yet, or any more) is
+    looked for again every 2 s. A watch instead of polling: an idle cluster's API server answers no lists."""
     custom = client.CustomObjectsApi(api)
-    core = client.CoreV1Api(api)
+    try:
+        listed = custom.list_cluster_custom_object(group, version, plural)
+    except ApiException as exc:
+        if exc.status == 404:  # CRD not installed (yet)
+            STOP.wait(2)
+            return
+        raise
+    for obj in listed["items"]:
+        handle(obj)
+    for event in watch.Watch().stream(
+        custom.list_cluster_custom_object,
+        group,
+        version,
+        plural,
+        resource_version=listed["metadata"]["resourceVersion"],
+        timeout_seconds=60,
+        _request_timeout=90,  # a connection the paused or restarted API server left hanging
+    ):
+        if STOP.is_set():
+            return
+        if event["type"] in ("ADDED", "MODIFIED"):
+            handle(event["object"])
+
+
+def hands_off(core: client.CoreV1Api, namespace: str | None) -> bool:
+    """A test that plays the operator itself labels its namespace operator-status=off."""
+    if not namespace:
+        return False
+    try:
+        labels = core.read_namespace(namespace).metadata.labels or {}
+    except ApiException as exc:
+        if exc.status == 404:
+            return True
+        raise
+    return labels.get(OFF_LABEL) == "off"
+
+
+def operator_status(api: client.ApiClient) -> None:
+    """One watch per operated kind (OPERATED), each in its own thread; returns when the emulator stops."""
     served: set[str] = set()
     refused: set[str] = set()
-    while not STOP.is_set():
-        # a test that plays the operator itself labels its namespace operator-status=off
-        hands_off = {ns.metadata.name for ns in core.list_namespace(label_selector=f"{OFF_LABEL}=off").items}
-        for group, version, plural, namespaced, ready in OPERATED:
-            try:
-                items = custom.list_cluster_custom_object(group, version, plural)["items"]
-            except ApiException as exc:
-                if exc.status == 404:  # CRD not installed (yet)
-                    continue
+    threads = [
+        threading.Thread(
+            target=forever,
+            args=(
+                f"operator-status {kind[2]}",
+                watch_custom,
+                api,
+                *kind[:3],
+                status_writer(api, kind, served, refused),
+            ),
+            daemon=True,
+        )
+        for kind in OPERATED
+    ]
+    for thread in threads:
+        thread.start()
+    STOP.wait()
+
+
+def status_writer(api: client.ApiClient, kind: tuple, served: set[str], refused: set[str]):
+    group, version, plural, namespaced, ready = kind
+    custom = client.CustomObjectsApi(api)
+    core = client.CoreV1Api(api)
+
+    def handle(obj: dict) -> None:
+        meta = obj["metadata"]
+        if meta.get("deletionTimestamp"):
+            return
+        want = wanted_status(plural, obj, ready)
+        new_service = plural in SERVICE_PLURALS and meta["uid"] not in served
+        if (not new_service and same_status(obj.get("status") or {}, want)) or hands_off(core, meta.get("namespace")):
+            return
+        if new_service:
+            ensure_service(core, obj)
+            served.add(meta["uid"])
+            if same_status(obj.get("status") or {}, want):
+                return
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        for cond in want.get("conditions", []):
+            cond["lastTransitionTime"] = now
+        body = {"status": want}
+        name = meta["name"]
+        try:
+            if namespaced:
+                custom.patch_namespaced_custom_object_status(group, version, meta["namespace"], plural, name, body)
+            else:
+                custom.patch_cluster_custom_object_status(group, version, plural, name, body)
+        except ApiException as exc:
+            if exc.status == 404:  # deleted meanwhile
+                return
+            if exc.status != 422:
                 raise
-            for obj in items:
-                if obj["metadata"].get("deletionTimestamp") or obj["metadata"].get("namespace") in hands_off:
-                    continue
-                if plural in SERVICE_PLURALS and obj["metadata"]["uid"] not in served:
-                    ensure_service(core, obj)
-                    served.add(obj["metadata"]["uid"])
-                want = wanted_status(plural, obj, ready)
-                if same_status(obj.get("status") or {}, want):
-                    continue
-                now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-                for cond in want.get("conditions", []):
-                    cond["lastTransitionTime"] = now
-                body = {"status": want}
-                name = obj["metadata"]["name"]
-                try:
-                    if namespaced:
-                        ns = obj["metadata"]["namespace"]
-                        custom.patch_namespaced_custom_object_status(group, version, ns, plural, name, body)
-                    else:
-                        custom.patch_cluster_custom_object_status(group, version, plural, name, body)
-                except ApiException as exc:
-                    if exc.status != 422:
-                        raise
-                    # the real CRD refuses the status: say so once per object, keep serving the others
-                    if obj["metadata"]["uid"] not in refused:
-                        refused.add(obj["metadata"]["uid"])
-                        LOG.warning("operator-status: %s %s: status refused: %s", plural, name, exc.body)
-                    continue
-                LOG.info("operator-status: %s %s -> %s", plural, name, want["state"])
-        STOP.wait(2)
+            # the real CRD refuses the status: say so once per object, keep serving the others
+            if meta["uid"] not in refused:
+                refused.add(meta["uid"])
+                LOG.warning("operator-status: %s %s: status refused: %s", plural, name, exc.body)
+            return
+        LOG.info("operator-status: %s %s -> %s", plural, name, want["state"])
+
+    return handle
 
 
 # ---------------------------------------------------------------- olm-subscription
@@ -358,44 +420,45 @@ def install_owned_crds(api: client.ApiClient, package: str) -> None:
 
 
 def olm_subscription(api: client.ApiClient) -> None:
-    custom = client.CustomObjectsApi(api)
     group, version = "operators.coreos.com", "v1alpha1"
-    while not STOP.is_set():
-        for sub in custom.list_cluster_custom_object(group, version, "subscriptions")["items"]:
-            if (sub.get("status") or {}).get("installedCSV") or sub["metadata"].get("deletionTimestamp"):
-                continue
-            ns, package = sub["metadata"]["namespace"], sub["spec"]["name"]
-            install_owned_crds(api, package)
-            csv = f"{package}.v0.0.0-emulated"
-            body = {
-                "apiVersion": f"{group}/{version}",
-                "kind": "ClusterServiceVersion",
-                "metadata": {"name": csv, "namespace": ns},
-                "spec": {"displayName": f"{package} (EMULATED by the local test cluster)"},
-            }
-            try:
-                custom.create_namespaced_custom_object(group, version, ns, "clusterserviceversions", body)
-            except ApiException as exc:
-                if exc.status != 409:
-                    raise
-            custom.patch_namespaced_custom_object_status(
-                group,
-                version,
-                ns,
-                "clusterserviceversions",
-                csv,
-                {"status": {"phase": "Succeeded", "reason": "InstallSucceeded"}},
-            )
-            custom.patch_namespaced_custom_object_status(
-                group,
-                version,
-                ns,
-                "subscriptions",
-                sub["metadata"]["name"],
-                {"status": {"state": "AtLatestKnown", "currentCSV": csv, "installedCSV": csv}},
-            )
-            LOG.info("olm-subscription: %s/%s -> %s Succeeded", ns, sub["metadata"]["name"], csv)
-        STOP.wait(2)
+    watch_custom(api, group, version, "subscriptions", functools.partial(_install_subscription, api, group, version))
+
+
+def _install_subscription(api: client.ApiClient, group: str, version: str, sub: dict) -> None:
+    if (sub.get("status") or {}).get("installedCSV") or sub["metadata"].get("deletionTimestamp"):
+        return
+    custom = client.CustomObjectsApi(api)
+    ns, package = sub["metadata"]["namespace"], sub["spec"]["name"]
+    install_owned_crds(api, package)
+    csv = f"{package}.v0.0.0-emulated"
+    body = {
+        "apiVersion": f"{group}/{version}",
+        "kind": "ClusterServiceVersion",
+        "metadata": {"name": csv, "namespace": ns},
+        "spec": {"displayName": f"{package} (EMULATED by the local test cluster)"},
+    }
+    try:
+        custom.create_namespaced_custom_object(group, version, ns, "clusterserviceversions", body)
+    except ApiException as exc:
+        if exc.status != 409:
+            raise
+    custom.patch_namespaced_custom_object_status(
+        group,
+        version,
+        ns,
+        "clusterserviceversions",
+        csv,
+        {"status": {"phase": "Succeeded", "reason": "InstallSucceeded"}},
+    )
+    custom.patch_namespaced_custom_object_status(
+        group,
+        version,
+        ns,
+        "subscriptions",
+        sub["metadata"]["name"],
+        {"status": {"state": "AtLatestKnown", "currentCSV": csv, "installedCSV": csv}},
+    )
+    LOG.info("olm-subscription: %s/%s -> %s Succeeded", ns, sub["metadata"]["name"], csv)
 
 
 LOOPS = {
@@ -418,7 +481,11 @@ def main() -> None:
     NIM_OPERATOR_VERSION = args.nim_operator_version
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stdout)
     signal.signal(signal.SIGTERM, lambda *_: STOP.set())
-    api = config.new_client_from_config(config_file=args.kubeconfig)
+    settings = client.Configuration()
+    config.load_kube_config(config_file=args.kubeconfig, client_configuration=settings)
+    # a connection per watch (one per operated kind, PVCs, namespaces, Subscriptions) besides the requests
+    settings.connection_pool_maxsize = 32
+    api = client.ApiClient(settings)
     threads = [threading.Thread(target=forever, args=(fn.__name__, fn, api), daemon=True) for fn in LOOPS[args.profile]]
     if args.admission_port:
         import admission  # noqa: PLC0415 - tests/sim, next to this script

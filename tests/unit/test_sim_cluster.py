@@ -125,6 +125,49 @@ def test_uid_range_left_alone_when_present_or_terminating():
     assert core.patches == []
 
 
+def test_operator_status_writes_what_the_operator_would_once_per_change(monkeypatch):
+    """The operator-status emulator acts on watch events: a new NIMService gets its Service and Ready status, the
+    event of its own write changes nothing, an annotated state is written, and objects in a namespace labelled
+    operator-status=off or being deleted are left alone."""
+    emu = load("emulators")
+    patches, services = [], []
+
+    class Custom:
+        def patch_namespaced_custom_object_status(self, group, version, namespace, plural, name, body):
+            patches.append((namespace, name, body["status"]))
+
+    class Core:
+        def read_namespace(self, name):
+            return SimpleNamespace(metadata=SimpleNamespace(labels={emu.OFF_LABEL: "off"} if name == "off" else None))
+
+        def create_namespaced_service(self, namespace, body):
+            services.append((namespace, body.metadata.name, body.spec.ports[0].port))
+
+    monkeypatch.setattr(emu.client, "CustomObjectsApi", lambda api: Custom())
+    monkeypatch.setattr(emu.client, "CoreV1Api", lambda api: Core())
+    handle = emu.status_writer(None, next(k for k in emu.OPERATED if k[2] == "nimservices"), set(), set())
+
+    def nimservice(name, namespace="ns", **meta):
+        return {
+            "apiVersion": "apps.nvidia.com/v1alpha1",
+            "kind": "NIMService",
+            "metadata": {"name": name, "namespace": namespace, "uid": f"uid-{name}", **meta},
+            "spec": {"expose": {"service": {"port": 9000}}},
+        }
+
+    handle(nimservice("llm"))
+    assert services == [("ns", "llm", 9000)]
+    assert [(ns, name, status["state"]) for ns, name, status in patches] == [("ns", "llm", "Ready")]
+    handle({**nimservice("llm"), "status": patches[0][2]})  # the watch brings the emulator's own write back
+    assert len(patches) == 1 and len(services) == 1
+    handle({**nimservice("llm", annotations={emu.STATE_ANN: "Failed"}), "status": patches[0][2]})
+    assert patches[-1][2]["state"] == "Failed"
+    assert [c["status"] for c in patches[-1][2]["conditions"] if c["type"] == "Ready"] == ["False"]
+    handle(nimservice("mine", namespace="off"))
+    handle(nimservice("going", deletionTimestamp="2026-12-05T00:00:00Z"))
+    assert len(patches) == 2 and len(services) == 1
+
+
 def test_admission_probe_retries_until_the_webhooks_answer(cluster, monkeypatch):
     # the Route comes back unmutated twice, then with a host; the plain Pod is admitted; the root Pod
     # is admitted once (webhook not called yet), then refused by the emulated SCC admission
