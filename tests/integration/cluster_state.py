@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import re
+import tempfile
 from collections.abc import Iterable
 
 from kubernetes import client, dynamic
@@ -37,9 +39,16 @@ SA_TOKEN_VOLUME_RE = re.compile(r"kube-api-access-[a-z0-9]{5}")
 TIME_RE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)?")
 
 
+def served_resources(api: client.ApiClient) -> list:
+    """Every resource the API server serves now. The kubernetes client keeps its discovery in a file named
+    after the server's URL alone; local clusters reuse ports, so a file written for another cluster, or
+    before a chart added its CRDs, would hide kinds without an error. Each call discovers afresh."""
+    with tempfile.TemporaryDirectory(prefix="dfw-discovery-") as tmp:
+        return list(dynamic.DynamicClient(api, cache_file=os.path.join(tmp, "discovery.json")).resources.search())
+
+
 def _resources(api: client.ApiClient):
-    dyn = dynamic.DynamicClient(api)
-    for resource in dyn.resources.search():
+    for resource in served_resources(api):
         if (
             resource.kind in SKIP_KINDS
             or "list" not in (resource.verbs or [])

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import re
+import tempfile
 import time
 import uuid
-
-import os
+from pathlib import Path
 
 import pytest
-from kubernetes import client
+from kubernetes import client, dynamic
 from kubernetes.client.rest import ApiException
 
+from .cluster_state import served_resources
 from .conftest import api_client
 from .kwok_logs import serve_logs, write_log
 
@@ -501,3 +504,25 @@ def test_cluster_dns_service_lives_where_the_platform_has_it(profile, namespace,
     with pytest.raises(ApiException) as err:
         core.read_namespaced_service(absent[1], absent[0])
     assert err.value.status == 404
+
+
+def test_the_tests_discover_each_cluster_afresh_where_the_clients_cache_would_mislead(vanilla, openshift):
+    """The kubernetes client keeps its discovery in a file named after the server URL alone (osrcp-<md5 of the
+    URL>.json in the temp directory), and local clusters reuse ports: a file written for another cluster hides or
+    invents kinds. cluster_state.served_resources (used by the snapshot, owned-state and secret-scan helpers) must
+    answer what THIS server serves even with such a file in place."""
+    host = vanilla.configuration.host.encode()
+    default = Path(tempfile.gettempdir(), f"osrcp-{hashlib.md5(host, usedforsecurity=False).hexdigest()}.json")
+    kept = default.read_bytes() if default.exists() else None
+    try:
+        dynamic.DynamicClient(openshift, cache_file=str(default)).resources.search()  # another cluster's file
+        stale = dynamic.DynamicClient(vanilla)  # the client's default: that file
+        assert any(r.kind == "Route" for r in stale.resources.search()), "the premise: a foreign cache invents kinds"
+        kinds = {(r.group, r.kind) for r in served_resources(vanilla)}
+    finally:
+        if kept is None:
+            default.unlink(missing_ok=True)
+        else:
+            default.write_bytes(kept)
+    assert ("route.openshift.io", "Route") not in kinds
+    assert {("", "Namespace"), ("apps", "Deployment"), ("apiextensions.k8s.io", "CustomResourceDefinition")} <= kinds
