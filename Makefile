@@ -9,7 +9,7 @@ BIN         := $(VENV)/bin
 # The venv's interpreter: the distribution's python3 when it is 3.11 or newer and has venv (Debian's is built
 # with PGO and LTO; a source build such as pyenv's default is not, and runs Ansible about 15 % slower), else
 # the first python3 on PATH.
-PYTHON      ?= $(firstword $(foreach p,/usr/bin/python3 python3,$(shell $(p) -c 'import sys, ensurepip, venv; sys.exit(sys.version_info < (3, 11))' >/dev/null 2>&1 && echo $(p))))
+PYTHON      ?= $(or $(firstword $(foreach p,/usr/bin/python3 python3,$(shell $(p) -c 'import sys, ensurepip, venv; sys.exit(sys.version_info < (3, 11))' >/dev/null 2>&1 && echo $(p)))),python3)
 PROFILE     ?= vanilla
 CACHE_DIR   ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/dataflywheel-blueprint
 export PATH := $(CURDIR)/$(BIN):$(PATH)
