@@ -1,10 +1,9 @@
 # -*- coding: utf-8 -*-
 # Copyright: dataflywheel.blueprint contributors
 # Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
-"""Filters that say where a Helm chart comes from and which credentials its repository takes, and
-which Deployments of a release are not Available yet.
+"""Filters that say where a Helm chart comes from and which credentials its repository takes.
 
-Documented in chart_source.yml, chart_sources.yml, chart_source_variables.yml and deployments_unready.yml.
+Documented in chart_source.yml, chart_sources.yml and chart_source_variables.yml.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -111,39 +110,9 @@ def chart_sources(roles, defaults, values=None, platform="vanilla", ngc_api_key=
     return out
 
 
-def _deployment_ready(deployment):
-    """kubernetes.core's readiness of a Deployment (module_utils/k8s/waiter.py deployment_ready), on
-    the object as a dict: every desired replica there, Available and of the current generation."""
-    status = deployment.get("status")
-    if status is None:
-        return False
-    spec = deployment.get("spec") or {}
-    return bool(
-        spec.get("replicas") == (status.get("replicas") or 0)
-        and status.get("availableReplicas") == status.get("replicas")
-        and status.get("observedGeneration") == (deployment.get("metadata") or {}).get("generation")
-        and not status.get("unavailableReplicas")
-    )
-
-
-def deployments_unready(deployments):
-    """{namespace: [names of its Deployments that are not Available]} for every namespace that has
-    Deployments (an empty list: all of them are)."""
-    if not isinstance(deployments, list):
-        raise AnsibleFilterError("deployments_unready: expected a list of Deployment objects, got %r" % (deployments,))
-    out = {}
-    for deployment in deployments:
-        metadata = deployment.get("metadata") or {}
-        names = out.setdefault(metadata.get("namespace", ""), [])
-        if not _deployment_ready(deployment):
-            names.append(metadata.get("name"))
-    return out
-
-
 class FilterModule(object):
     def filters(self):
         return {
-            "deployments_unready": deployments_unready,
             "chart_source": chart_source,
             "chart_sources": chart_sources,
             "chart_source_variables": chart_source_variables,

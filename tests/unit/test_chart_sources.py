@@ -1,6 +1,5 @@
 """Where each chart comes from and which credentials its repository gets (filters chart_source, chart_sources,
-chart_source_variables), read against the chart roles' real defaults/main.yml files; which Deployments of a
-release are not Available yet (deployments_unready)."""
+chart_source_variables), read against the chart roles' real defaults/main.yml files."""
 
 from pathlib import Path
 
@@ -12,7 +11,6 @@ from ansible_collections.dataflywheel.blueprint.plugins.filter.charts import (
     chart_source,
     chart_source_variables,
     chart_sources,
-    deployments_unready,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -110,31 +108,3 @@ def test_chart_sources_names_a_missing_or_templated_setting():
     defaults = DEFAULTS + [{"flywheel_chart_repo_url": "{{ my_mirror }}/blueprint"}]
     with pytest.raises(AnsibleFilterError, match="set flywheel_chart_repo_url in the inventory"):
         chart_sources(ROLES, defaults, {}, "vanilla", KEY)
-
-
-def deployment(namespace, name, desired, status):
-    return {
-        "metadata": {"namespace": namespace, "name": name, "generation": 2},
-        "spec": {"replicas": desired},
-        "status": status,
-    }
-
-
-def test_deployments_unready_judges_like_kubernetes_cores_wait():
-    ready = {"replicas": 2, "availableReplicas": 2, "observedGeneration": 2}
-    deployments = [
-        deployment("a", "ok", 2, ready),
-        deployment("a", "scaled-to-zero", 0, {"observedGeneration": 2}),
-        deployment("b", "rolling", 2, {**ready, "unavailableReplicas": 1}),
-        deployment("b", "old-generation", 2, {**ready, "observedGeneration": 1}),
-        deployment("b", "too-few", 3, ready),
-        {"metadata": {"namespace": "c", "name": "no-status", "generation": 1}, "spec": {"replicas": 1}},
-    ]
-    assert deployments_unready(deployments) == {
-        "a": [],
-        "b": ["rolling", "old-generation", "too-few"],
-        "c": ["no-status"],
-    }
-    assert deployments_unready([]) == {}
-    with pytest.raises(AnsibleFilterError, match="deployments_unready"):
-        deployments_unready(None)

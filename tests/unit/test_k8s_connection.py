@@ -13,7 +13,7 @@ from ansible_collections.kubernetes.core.plugins.module_utils.args_common import
 from ansible_collections.dataflywheel.blueprint.plugins.module_utils import k8s_connection as kc
 from tests.unit.test_rest_options import Exited, module_env
 
-K8S_MODULES = ("platform_info", "access_review")
+K8S_MODULES = ("platform_info", "access_review", "release_state_info")
 EVERY_OPTION = {
     "kubeconfig": "/kc",
     "context": "ctx",
