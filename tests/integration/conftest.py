@@ -118,6 +118,29 @@ def pytest_sessionfinish(session, exitstatus):
         _launcher("down", "--profile", profile)
 
 
+# Only the tests of the work unit "profiles" use these clusters (tests/conftest.py, unit_of_test), and
+# pytest-xdist hands that unit to one worker as a whole: after its last test there, the worker stops them
+# instead of keeping them idle (about 0.03 core each) until the session ends. A later test that asks for one
+# would start it again (kubeconfig_for).
+UNIT_PROFILES = ("openshift", "pcai", "nutanix")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item, nextitem):
+    yield  # the test's fixtures are finalized (a scene's uninstall runs on the cluster first)
+    if not os.environ.get("PYTEST_XDIST_WORKER") or os.environ.get("DFW_KEEP_CLUSTERS"):
+        return
+    from tests.conftest import unit_of_test  # noqa: PLC0415 - the root conftest, loaded first by pytest
+
+    if unit_of_test(item.nodeid) != "profiles":
+        return
+    if nextitem is not None and unit_of_test(nextitem.nodeid) == "profiles":
+        return
+    for profile in [p for p in _started if p in UNIT_PROFILES]:
+        _launcher("down", "--profile", profile)
+        _started.remove(profile)
+
+
 @pytest.fixture(scope="session")
 def search_engine(tmp_path_factory):
     """A REAL search engine for the log-ingestion tests: OpenSearch from tests/sim/search_engine,
