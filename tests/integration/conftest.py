@@ -15,6 +15,7 @@ import os
 import subprocess
 import sys
 import uuid
+import warnings
 from pathlib import Path
 
 import pytest
@@ -137,7 +138,11 @@ def pytest_runtest_teardown(item, nextitem):
     if nextitem is not None and unit_of_test(nextitem.nodeid) == "profiles":
         return
     for profile in [p for p in _started if p in UNIT_PROFILES]:
-        _launcher("down", "--profile", profile)
+        try:
+            _launcher("down", "--profile", profile)
+        except RuntimeError as err:  # not this test's failure: the end of the session tries again and says why
+            warnings.warn(f"stopping the {profile} cluster after the profiles unit: {err}", stacklevel=1)
+            continue
         _started.remove(profile)
 
 
