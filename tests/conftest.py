@@ -53,6 +53,11 @@ _PROFILE_NAME = re.compile(r"""["'](openshift|pcai|nutanix)["']""")
 _OPENSHIFT_FIXTURE = re.compile(r"def test_\w+\([^)]*\bopenshift\b")
 
 
+# A test of another file whose parameter id names one of those profiles (a scenario of a data file, e.g.
+# test_interruption.py's remediate-openshift) joins "profiles" too, so no other worker starts that cluster.
+_PROFILE_PARAM = re.compile(r"\[(?:[^\]]*-)?(openshift|pcai|nutanix)(?:-[^\]]*)?\]$")
+
+
 @functools.lru_cache(maxsize=None)
 def work_unit(test_file: str) -> str:
     """The unit of work of a test file (its path relative to the repository)."""
@@ -65,13 +70,21 @@ def work_unit(test_file: str) -> str:
     return test_file
 
 
+def unit_of_test(nodeid: str) -> str:
+    """The unit of work of one test: its file's, or "profiles" when its parameter id names such a profile."""
+    unit = work_unit(nodeid.split("::", 1)[0])
+    if unit not in ("profiles", "search-engine") and _PROFILE_PARAM.search(nodeid):
+        return "profiles"
+    return unit
+
+
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config, log):
     from xdist.scheduler import LoadScopeScheduling  # noqa: PLC0415 - only with pytest-xdist
 
     class ByWorkUnit(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
-            return work_unit(nodeid.split("::", 1)[0])
+            return unit_of_test(nodeid)
 
     config.option.loadscopereorder = False  # keep the order of pytest_collection_modifyitems
     return ByWorkUnit(config, log)
@@ -80,7 +93,7 @@ def pytest_xdist_make_scheduler(config, log):
 def pytest_collection_modifyitems(config, items):
     """Under pytest-xdist, heavy units first (a stable sort: a file's tests keep their order)."""
     if hasattr(config, "workerinput"):
-        items.sort(key=lambda item: -WEIGHTS.get(work_unit(item.nodeid.split("::", 1)[0]), DEFAULT_WEIGHT))
+        items.sort(key=lambda item: -WEIGHTS.get(unit_of_test(item.nodeid), DEFAULT_WEIGHT))
 
 
 def pytest_configure(config):

@@ -146,7 +146,16 @@ def ansible_env(
     # a test's run, not a benchmark's (callback_plugins/dfw_warm.py); DFW_ANSIBLE_WARM=0 turns it off to compare
     if warm and "PYTEST_CURRENT_TEST" in os.environ and env.get("DFW_ANSIBLE_WARM") != "0":
         env.update(_with_callback(env, WARM_CALLBACK))
+        env.setdefault("DFW_ANSIBALLZ_CACHE", ansiballz_cache())
     return env
+
+
+def ansiballz_cache() -> str:
+    """The directory where the playbook runs of this test process share their AnsiballZ module payloads
+    (callback_plugins/dfw_warm.py): each module's zip is built once per test process, not once per run."""
+    path = Path(ansible_tmp()) / "ansiballz"
+    path.mkdir(exist_ok=True)
+    return str(path)
 
 
 def _with_callback(env: dict, name: str) -> dict:

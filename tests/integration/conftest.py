@@ -15,6 +15,7 @@ import os
 import subprocess
 import sys
 import uuid
+import warnings
 from pathlib import Path
 
 import pytest
@@ -116,6 +117,33 @@ def pytest_sessionfinish(session, exitstatus):
         return
     for profile in _started:
         _launcher("down", "--profile", profile)
+
+
+# Only the tests of the work unit "profiles" use these clusters (tests/conftest.py, unit_of_test), and
+# pytest-xdist hands that unit to one worker as a whole: after its last test there, the worker stops them
+# instead of keeping them idle (about 0.03 core each) until the session ends. A later test that asks for one
+# would start it again (kubeconfig_for).
+UNIT_PROFILES = ("openshift", "pcai", "nutanix")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item, nextitem):
+    yield  # the test's fixtures are finalized (a scene's uninstall runs on the cluster first)
+    if not os.environ.get("PYTEST_XDIST_WORKER") or os.environ.get("DFW_KEEP_CLUSTERS"):
+        return
+    from tests.conftest import unit_of_test  # noqa: PLC0415 - the root conftest, loaded first by pytest
+
+    if unit_of_test(item.nodeid) != "profiles":
+        return
+    if nextitem is not None and unit_of_test(nextitem.nodeid) == "profiles":
+        return
+    for profile in [p for p in _started if p in UNIT_PROFILES]:
+        try:
+            _launcher("down", "--profile", profile)
+        except RuntimeError as err:  # not this test's failure: the end of the session tries again and says why
+            warnings.warn(f"stopping the {profile} cluster after the profiles unit: {err}", stacklevel=1)
+            continue
+        _started.remove(profile)
 
 
 @pytest.fixture(scope="session")

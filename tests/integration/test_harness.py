@@ -5,11 +5,13 @@ rerun, a failure and a warning. Only the keys the controller adds itself differ.
 
 from __future__ import annotations
 
+import os
 import resource
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from tests import harness
 from tests.harness import run_module
 from tests.integration.flywheel_sim import control
 from tests.sim.entity_store.simulator import start as start_entity_store
@@ -98,3 +100,40 @@ def test_playbooks_run_side_by_side_are_each_counted_once(ansible_playbook, tmp_
     assert [run.returncode for run in runs] == [0, 0], runs[0].tail()
     assert all(run.cpu > 0.2 for run in runs), [run.cpu for run in runs]
     assert abs(sum(run.cpu for run in runs) - spent) < 0.1 * spent, ([run.cpu for run in runs], spent)
+
+
+def test_playbook_runs_of_a_test_process_share_each_modules_payload(ansible_playbook, tmp_path):
+    """callback_plugins/dfw_warm.py: a run builds a module's AnsiballZ payload only when no earlier run of the
+    test process built it from the same sources (ansible-core, the collection roots searched, the newest file of
+    this collection's plugins); a plugin edited between two runs, or another collection root, gets a new build."""
+    shared = tmp_path / "ansiballz"
+    shared.mkdir()
+    book = tmp_path / "stat.yml"
+    book.write_text(
+        "- hosts: localhost\n  gather_facts: false\n  tasks:\n"
+        f"    - ansible.builtin.stat:\n        path: {tmp_path}\n      register: seen\n"
+        "    - ansible.builtin.assert:\n        that: seen.stat.isdir\n"
+    )
+    payload = "ansible.modules.stat-ZIP_DEFLATED-none"
+
+    def run(**env):
+        ran = ansible_playbook(book, {}, env={"DFW_ANSIBALLZ_CACHE": str(shared), **env})
+        assert ran.returncode == 0, ran.tail()
+        # a rebuilt payload is a new file (written beside, then renamed over the old one): a new inode
+        built = {key.name: (key / payload).stat() for key in shared.iterdir() if (key / payload).exists()}
+        return {name: (st.st_ino, st.st_mtime_ns) for name, st in built.items()}
+
+    first = run()
+    assert len(first) == 1, sorted(first)
+    again = run()
+    assert again == first, "the second run built the payload again"
+    # another collection root first in the search path, holding this collection's plugins: its own payloads
+    plugin = tmp_path / "roots" / "ansible_collections" / "dataflywheel" / "blueprint" / "plugins" / "modules" / "x.py"
+    plugin.parent.mkdir(parents=True)
+    plugin.write_text("# a plugin file\n")
+    roots = f"{tmp_path / 'roots'}:{harness.ROOT / 'collections'}"
+    other = run(ANSIBLE_COLLECTIONS_PATH=roots)
+    assert len(other) == 2 and {k: v for k, v in other.items() if k in first} == first, sorted(other)
+    os.utime(plugin, (plugin.stat().st_atime, plugin.stat().st_mtime + 10))  # the plugin edited
+    edited = run(ANSIBLE_COLLECTIONS_PATH=roots)
+    assert len(edited) == 3 and {k: v for k, v in edited.items() if k in other} == other, sorted(edited)
