@@ -20,17 +20,10 @@ import traceback
 
 from ansible.module_utils.basic import AnsibleModule
 
-try:
-    from kubernetes.client.rest import ApiException
-except ImportError:  # AnsibleK8SModule reports the missing library
-
-    class ApiException(Exception):
-        pass
-
+from ansible_collections.dataflywheel.blueprint.plugins.module_utils.kubernetes_lazy import api_exception
 
 try:
     from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
-    from ansible_collections.kubernetes.core.plugins.module_utils.k8s.client import get_api_client
     from ansible_collections.kubernetes.core.plugins.module_utils.k8s.core import AnsibleK8SModule
     from ansible_collections.kubernetes.core.plugins.module_utils.k8s.exceptions import CoreException
 
@@ -121,6 +114,15 @@ def check(params, environ=None):
         )
 
 
+def get_api_client(**params):
+    """kubernetes.core's get_api_client, imported on first use (its module imports the kubernetes library)."""
+    from ansible_collections.kubernetes.core.plugins.module_utils.k8s.client import (  # noqa: PLC0415
+        get_api_client as core_get_api_client,
+    )
+
+    return core_get_api_client(**params)
+
+
 def api_client(module):
     """The kubernetes ApiClient kubernetes.core builds from the module's connection options and
     the K8S_AUTH_* variables. Raises K8sConnectionError with what was used and what to fix."""
@@ -155,7 +157,7 @@ def call_api(module, work, doing, expected=()):
         return work(api_client(module))
     except (K8sConnectionError,) + tuple(expected) as exc:
         module.fail_json(msg="%s: %s" % (name, exc))
-    except ApiException as exc:
+    except api_exception() as exc:
         module.fail_json(
             msg="%s: the Kubernetes API answered %s %s %s (credentials: %s)"
             % (name, exc.status, exc.reason, doing, describe(params))

@@ -23,16 +23,9 @@ import threading
 
 from ansible.module_utils.six.moves.urllib.parse import urlparse
 
-try:
-    from kubernetes import client as k8s
-    from kubernetes.client.rest import ApiException
-    from kubernetes.stream import portforward
-except ImportError:  # the module reports the missing library through k8s_connection
-    k8s = None
-    portforward = None
-
-    class ApiException(Exception):
-        pass
+from ansible_collections.dataflywheel.blueprint.plugins.module_utils.kubernetes_lazy import api_exception
+from ansible_collections.dataflywheel.blueprint.plugins.module_utils.kubernetes_lazy import client as k8s
+from ansible_collections.dataflywheel.blueprint.plugins.module_utils.kubernetes_lazy import stream as k8s_stream
 
 
 # the suboptions of every <service>_service option (documented in doc fragment rest_api)
@@ -81,7 +74,7 @@ def _routes(api, svc, entry):
         items = k8s.CustomObjectsApi(api).list_namespaced_custom_object(
             "route.openshift.io", "v1", svc.metadata.namespace, "routes"
         )["items"]
-    except ApiException as exc:
+    except api_exception() as exc:
         if exc.status in (403, 404):
             return []
         raise
@@ -110,7 +103,7 @@ def _virtual_services(api, svc, entry):
             items = k8s.CustomObjectsApi(api).list_custom_object_for_all_namespaces(
                 "networking.istio.io", version, "virtualservices"
             )["items"]
-        except ApiException as exc:
+        except api_exception() as exc:
             if exc.status in (403, 404):
                 continue
             raise
@@ -132,7 +125,7 @@ def _virtual_services(api, svc, entry):
 def _ingresses(api, svc, entry):
     try:
         items = k8s.NetworkingV1Api(api).list_namespaced_ingress(svc.metadata.namespace).items
-    except ApiException as exc:
+    except api_exception() as exc:
         if exc.status in (403, 404):
             return []
         raise
@@ -264,7 +257,7 @@ class PortForward(object):
         stream = None
         try:
             with self.lock:
-                stream = portforward(
+                stream = k8s_stream.portforward(
                     k8s.CoreV1Api(self.api).connect_get_namespaced_pod_portforward,
                     self.pod,
                     self.namespace,
@@ -307,7 +300,7 @@ def reach(api, ref, probe=answers):
     """(base URL, how it was found, the PortForward or None) for the Service `ref` (SERVICE_SPEC)."""
     try:
         svc = k8s.CoreV1Api(api).read_namespaced_service(ref["name"], ref["namespace"])
-    except ApiException as exc:
+    except api_exception() as exc:
         if exc.status == 404:
             raise ServiceError("Service %s/%s does not exist" % (ref["namespace"], ref["name"])) from None
         raise

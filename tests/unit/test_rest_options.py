@@ -8,6 +8,8 @@ import importlib
 import json
 import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 from unittest import mock
 
@@ -274,3 +276,34 @@ def test_certificates_are_verified_unless_someone_says_otherwise():
 def test_one_url_check_for_modules_and_roles(value, ok):
     assert (ro.url_problem(value) is None) is ok
     assert HttpUrlTests().tests()["http_url"](value) is ok
+
+
+def test_rest_modules_and_the_url_test_plugin_do_not_import_the_kubernetes_library():
+    """Importing the kubernetes client costs about 0.3 CPU-s per process: a REST module run that names no
+    Service, and every Ansible worker that templates the http_url test, must not pay it (kubernetes_lazy)."""
+    code = (
+        "import importlib, sys\n"
+        "for name in %r:\n"
+        "    importlib.import_module('ansible_collections.dataflywheel.blueprint.plugins.' + name)\n"
+        "print(sorted(m for m in sys.modules if m == 'kubernetes' or m.startswith('kubernetes.')))\n"
+    ) % (
+        [
+            "modules.flywheel_job",
+            "modules.flywheel_job_info",
+            "modules.nemo_evaluation_job",
+            "modules.nemo_model",
+            "modules.nim_smoke_test",
+            "test.http_url",
+            "module_utils.k8s_service",
+            "module_utils.k8s_connection",
+        ],
+    )
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, "PYTHONPATH": str(root / "collections")},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert out.stdout.strip() == "[]", out.stdout[:300]
