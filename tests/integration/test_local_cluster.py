@@ -515,6 +515,7 @@ def test_the_tests_discover_each_cluster_afresh_where_the_clients_cache_would_mi
     default = Path(tempfile.gettempdir(), f"osrcp-{hashlib.md5(host, usedforsecurity=False).hexdigest()}.json")
     kept = default.read_bytes() if default.exists() else None
     try:
+        default.unlink(missing_ok=True)  # an earlier client's file for this URL would be read, not rewritten
         dynamic.DynamicClient(openshift, cache_file=str(default)).resources.search()  # another cluster's file
         stale = dynamic.DynamicClient(vanilla)  # the client's default: that file
         assert any(r.kind == "Route" for r in stale.resources.search()), "the premise: a foreign cache invents kinds"
