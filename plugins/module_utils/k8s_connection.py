@@ -15,6 +15,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import copy
+import json
 import os
 import traceback
 
@@ -164,3 +165,18 @@ def call_api(module, work, doing, expected=()):
         )
     except Exception as exc:  # noqa: BLE001 - connection refused, TLS, proxy: report, no traceback
         module.fail_json(msg="%s: cannot reach the Kubernetes API (%s) %s: %s" % (name, describe(params), doing, exc))
+
+
+def get_json(api_client, path, query=None, accept="application/json"):
+    """GET `path` and parse the JSON answer as it is: lists and CRDs can be large, and the typed models of the
+    kubernetes client would build an object for every field."""
+    response = api_client.call_api(
+        path,
+        "GET",
+        query_params=list((query or {}).items()),
+        header_params={"Accept": accept},
+        auth_settings=["BearerToken"],
+        _preload_content=False,
+        _return_http_data_only=True,
+    )
+    return json.loads(response.data)

@@ -21,8 +21,6 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import json
-
 try:
     from kubernetes import client as k8s
     from kubernetes.client.rest import ApiException
@@ -30,7 +28,7 @@ except ImportError:  # the module reports missing_required_lib("kubernetes"); cl
     k8s = None
     ApiException = Exception
 
-from ansible_collections.dataflywheel.blueprint.plugins.module_utils.k8s_connection import call_api
+from ansible_collections.dataflywheel.blueprint.plugins.module_utils.k8s_connection import call_api, get_json
 
 PLATFORMS = ("openshift", "pcai", "nutanix", "vanilla")
 
@@ -80,7 +78,7 @@ def gpu_cluster_policies(api_client, crds):
     if "clusterpolicies.nvidia.com" not in crds:
         return {}
     try:
-        return cluster_policy_states(_get_json(api_client, "/apis/nvidia.com/v1/clusterpolicies").get("items") or [])
+        return cluster_policy_states(get_json(api_client, "/apis/nvidia.com/v1/clusterpolicies").get("items") or [])
     except ApiException as exc:
         if exc.status not in (403, 404):
             raise
@@ -96,7 +94,7 @@ def dns_services(api_client, namespaces):
         if namespace not in namespaces:
             continue
         try:
-            service = _get_json(api_client, "/api/v1/namespaces/%s/services/%s" % (namespace, name))
+            service = get_json(api_client, "/api/v1/namespaces/%s/services/%s" % (namespace, name))
         except ApiException as exc:
             if exc.status not in (403, 404):
                 raise
@@ -108,15 +106,6 @@ def dns_services(api_client, namespaces):
             }
         )
     return found
-
-
-def _get_json(api_client, path):
-    """GET `path` and parse the JSON answer as it is: CRDs carry large schemas, which the typed models of the
-    kubernetes client would build objects for."""
-    response = api_client.call_api(
-        path, "GET", auth_settings=["BearerToken"], _preload_content=False, _return_http_data_only=True
-    )
-    return json.loads(response.data)
 
 
 def _groups(discovery):
@@ -378,7 +367,7 @@ def gather(api_client):
             map_versions.append(ver)
     discovery["map_versions"] = map_versions
     discovery["crds"], discovery["crds_established"] = crd_names(
-        _get_json(api_client, "/apis/apiextensions.k8s.io/v1/customresourcedefinitions").get("items") or []
+        get_json(api_client, "/apis/apiextensions.k8s.io/v1/customresourcedefinitions").get("items") or []
     )
     # the GPU Operator's ClusterPolicy states, so its role need not read them again on a run that changes nothing;
     # None (its role reads them) when these credentials may not list them

@@ -8,9 +8,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import json
-
-from ansible_collections.dataflywheel.blueprint.plugins.module_utils.k8s_connection import call_api
+from ansible_collections.dataflywheel.blueprint.plugins.module_utils.k8s_connection import call_api, get_json
 
 # helm keeps each revision of a release as a Secret with these labels (the default storage driver)
 PENDING_SELECTOR = "owner=helm,status in (pending-install,pending-upgrade,pending-rollback)"
@@ -60,24 +58,14 @@ def pending_releases(records):
     return sorted(out, key=lambda m: (m["namespace"], m["name"]))
 
 
-def _list(api_client, path, query=None, accept="application/json"):
-    response = api_client.call_api(
-        path,
-        "GET",
-        query_params=list((query or {}).items()),
-        header_params={"Accept": accept},
-        auth_settings=["BearerToken"],
-        _preload_content=False,
-        _return_http_data_only=True,
-    )
-    return json.loads(response.data).get("items") or []
-
-
 def gather(api_client):
     """One list of the pending release records and one of every namespace's Deployments."""
-    records = _list(api_client, "/api/v1/secrets", {"labelSelector": PENDING_SELECTOR}, accept=METADATA_ONLY)
-    deployments = _list(api_client, "/apis/apps/v1/deployments")
-    return {"pending_releases": pending_releases(records), "deployments_unready": deployments_unready(deployments)}
+    records = get_json(api_client, "/api/v1/secrets", {"labelSelector": PENDING_SELECTOR}, METADATA_ONLY)
+    deployments = get_json(api_client, "/apis/apps/v1/deployments").get("items") or []
+    return {
+        "pending_releases": pending_releases(records.get("items") or []),
+        "deployments_unready": deployments_unready(deployments),
+    }
 
 
 def run_module(module):
