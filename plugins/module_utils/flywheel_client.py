@@ -339,24 +339,29 @@ class FlywheelClient:
         progress=None,
         first_delay=None,
         orphan_timeout=None,
+        listed=None,
     ):
         """Poll until every job is in `until` (or gone, for `until=("deleted",)`). One request per
         poll whatever the number of jobs: the list, or, for one running job, its detail (which
         also says what it is doing, so no second read is needed at the end). Delays grow 2, 4, 8
-        ... seconds up to sleep_cap; `first_delay` (a previous call's next_delay) sleeps before the
-        first poll and continues that backoff. With `orphan_timeout`, a pending job no worker picks
-        up raises OrphanedJob. Returns {id: job or None}."""
+        ... seconds up to sleep_cap; `first_delay` (a previous call's next_delay) is the pause
+        before the first poll and the backoff continues from it. `listed`, a GET /api/jobs answer
+        the caller has just read, is taken as the first poll (the caller then has paused
+        first_delay before reading it). With `orphan_timeout`, a pending job no worker picks up
+        raises OrphanedJob. Returns {id: job or None}."""
         deadline = self.clock() + timeout
         pending = set(normalize_id(j) for j in job_ids)
         latest = {}
         delay = min(2.0, sleep_cap)
         if first_delay:
             delay = min(float(first_delay), sleep_cap)
-            self.sleep(min(delay, max(0.0, deadline - self.clock())))
+            if listed is None:
+                self.sleep(min(delay, max(0.0, deadline - self.clock())))
             delay = min(delay * 2, sleep_cap)
         self.details = {}
         while True:
-            self._poll(pending, latest, until, orphan_timeout)
+            self._poll(pending, latest, until, orphan_timeout, listed)
+            listed = None
             if progress:
                 progress(latest)
             if not pending:
@@ -369,14 +374,14 @@ class FlywheelClient:
             self.sleep(min(delay, remaining))
             delay = min(delay * 2, sleep_cap)
 
-    def _poll(self, pending, latest, until, orphan_timeout):
-        single = next(iter(pending)) if len(pending) == 1 else None
+    def _poll(self, pending, latest, until, orphan_timeout, listed=None):
+        single = next(iter(pending)) if len(pending) == 1 and listed is None else None
         if single and until != ("deleted",) and (latest.get(single) or {}).get("status") == "running":
             job = self.get_job(single)  # one running job: its detail costs no more than the list
             self.details[single] = job
             jobs = {single: job} if job else {}
         else:
-            listed = self.list_jobs()
+            listed = self.list_jobs() if listed is None else listed
             jobs = dict((j["id"], j) for j in listed)
             for job_id in pending:
                 if orphan_timeout and job_id in jobs:

@@ -293,9 +293,13 @@ def run_job_info(module):
     p = module.params
     check_ids(module, "job_id", "job_ids")
     client = client_from(module)
+    started = client.clock()
     timed_out = False
     result = dict(changed=False)
+    delay = p["poll_delay"] if p["wait"] else None
     try:
+        if delay:  # a wait continued from an earlier call: this listing is its next poll, due after the pause
+            client.sleep(min(float(delay), p["wait_sleep"], max(0.0, p["wait_timeout"])))
         listed = client.list_jobs()
         jobs, wanted = select(listed, p)
         missing = sorted(wanted - set(j["id"] for j in listed))
@@ -311,10 +315,11 @@ def run_job_info(module):
             try:
                 latest = client.wait(
                     [j["id"] for j in jobs],
-                    timeout=p["wait_timeout"],
+                    timeout=p["wait_timeout"] - (client.clock() - started),
                     sleep_cap=p["wait_sleep"],
-                    first_delay=p["poll_delay"],
+                    first_delay=delay,
                     orphan_timeout=p["orphan_timeout"],
+                    listed=listed,
                 )
             except WaitTimeout as err:
                 if p["fail_on_timeout"]:

@@ -62,9 +62,10 @@ options:
     default: true
   poll_delay:
     description:
-      - Seconds to wait before the first poll, continuing a backoff. Give it the RV(poll_delay) a previous
-        call returned, so a wait split into several calls (to print progress in between) polls no more
-        often than one long wait. Unset, the first poll is at once and the pauses start at 2 s.
+      - With O(wait=true), seconds to wait before the first poll (the listing of the jobs), continuing a
+        backoff. Give it the RV(poll_delay) a previous call returned, so a wait split into several calls (to
+        print progress in between) polls no more often than one long wait. Unset, the first poll is at once
+        and the pauses start at 2 s.
     type: float
   orphan_timeout:
     description:

@@ -6,10 +6,13 @@ what the job is doing, a user's cancel, and the NeMo customization a cancel leav
 
 from __future__ import annotations
 
+import functools
 import time
 
 import pytest
 
+from ansible_collections.dataflywheel.blueprint.plugins.module_utils import flywheel_client, flywheel_module
+from ansible_collections.dataflywheel.blueprint.plugins.module_utils.rest import RestClient
 from tests.integration.flywheel_sim import control, run_module
 from tests.integration.nemo_sim import call, seed_job
 from tests.sim.flywheel_api.simulator import customization_id
@@ -315,6 +318,57 @@ def test_info_waits_for_many_jobs_with_one_list_request_per_poll(fast):
     assert details < len(ids) * polls or polls == 1  # one read per job per list poll would be len(ids) * polls
     assert info["requests"] == polls + details
     assert len(info["table"]) == 4 * 6
+
+
+class VirtualClock:
+    def __init__(self):
+        self.t = 0.0
+
+    def __call__(self) -> float:
+        return self.t
+
+    def sleep(self, seconds: float) -> None:
+        self.t += seconds
+
+
+def test_info_in_one_minute_steps_polls_no_more_than_one_wait(monkeypatch):
+    """The flywheel_run role's wait: flywheel_job_info steps of wait_timeout=60, each handed the last
+    one's poll_delay, for a job of 124 s. The steps together send no more requests than one
+    uninterrupted client wait (a step's listing is its first poll, not an extra read) but the
+    detail read for the last summary, and notice completion within the backoff cap."""
+    clock = VirtualClock()
+    server = start_flywheel(unit_seconds=12.4, clock=clock)  # 10 units: 124 s
+    timed = functools.partial(flywheel_client.FlywheelClient, sleep=clock.sleep, clock=clock)
+    monkeypatch.setattr(flywheel_module, "FlywheelClient", timed)
+    try:
+        one_wait = timed(RestClient(server.url))
+        first = one_wait.create_job("w", "one")[0]
+        before, started = one_wait.rest.requests_made, clock.t
+        one_wait.wait([first], timeout=600, sleep_cap=30)
+        one_wait_requests = one_wait.rest.requests_made - before
+        assert clock.t - started - 124 <= 30
+
+        job_id = timed(RestClient(server.url)).create_job("w", "steps")[0]
+        control(server, "/_sim/stats", method="DELETE")
+        started, delay, steps, lines = clock.t, None, 0, []
+        while True:
+            steps += 1
+            args = {"job_ids": [job_id], "wait": True, "wait_timeout": 60, "fail_on_timeout": False}
+            step = info(server, **args, wait_sleep=30, **({"poll_delay": delay} if delay else {}))
+            assert not step.get("failed"), step.get("msg")
+            lines.append(step["summaries"][0]["stage"])
+            if not step["timed_out"]:
+                break
+            delay = step["poll_delay"]
+        requests = control(server, "/_sim/stats")["total"]
+        assert steps == 3 and step["jobs"][0]["status"] == "completed", lines
+        # one wait's last poll is the finished job's detail; the last step's poll is its listing, so the
+        # summary's detail is one more read
+        assert requests <= one_wait_requests + 1, (requests, one_wait_requests)
+        assert requests <= 10 + 124 / 30
+        assert clock.t - started - 124 <= 30  # noticed within the backoff cap
+    finally:
+        server.shutdown()
 
 
 def test_faults_never_create_duplicate_jobs(fast):
