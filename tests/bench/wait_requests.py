@@ -29,18 +29,7 @@ sys.path[:0] = [str(Path(__file__).resolve().parents[2] / "collections"), str(Pa
 
 from ansible_collections.dataflywheel.blueprint.plugins.module_utils.flywheel_client import FlywheelClient  # noqa: E402
 from ansible_collections.dataflywheel.blueprint.plugins.module_utils.rest import RestClient  # noqa: E402
-from tests.sim.flywheel_api.simulator import start  # noqa: E402
-
-
-class VirtualClock:
-    def __init__(self):
-        self.t = 0.0
-
-    def __call__(self) -> float:
-        return self.t
-
-    def sleep(self, seconds: float) -> None:
-        self.t += seconds
+from tests.sim.flywheel_api.simulator import VirtualClock, start  # noqa: E402
 
 
 def one_job(length: float) -> tuple[int, float]:

@@ -23,7 +23,7 @@ import urllib.parse
 import pytest
 
 from tests import upstream
-from tests.sim.flywheel_api.simulator import start
+from tests.sim.flywheel_api.simulator import VirtualClock, start
 
 UNIT = 1.0  # virtual seconds per timeline unit
 STEP = 0.05  # virtual seconds between two polls of a job's phase
@@ -43,14 +43,6 @@ BROKER_DOWN = "post_jobs_broker_unreachable"
 SEND_WHEN = {
     "cancel_job_during_dataset_creation": lambda job: job["status"] == "running" and job["num_records"] == 0,
 }
-
-
-class VirtualClock:
-    def __init__(self):
-        self.t = 0.0
-
-    def __call__(self) -> float:
-        return self.t
 
 
 # ------------------------------------------------------------------ comparison

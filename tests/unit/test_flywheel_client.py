@@ -11,7 +11,7 @@ import pytest
 from ansible_collections.dataflywheel.blueprint.plugins.module_utils import flywheel_client as fc
 from ansible_collections.dataflywheel.blueprint.plugins.module_utils.rest import RestClient, RestError, backoff_delays
 from tests import upstream
-from tests.sim.flywheel_api.simulator import start
+from tests.sim.flywheel_api.simulator import VirtualClock, start
 
 
 # ------------------------------------------------------------------ data_split_config
@@ -176,15 +176,6 @@ def test_rejected_post_is_raised_at_once():
 
 
 # ------------------------------------------------------------------ waiting
-class VirtualClock:
-    def __init__(self):
-        self.t = 0.0
-
-    def __call__(self):
-        return self.t
-
-    def sleep(self, seconds):
-        self.t += seconds
 
 
 def test_a_wait_split_in_steps_keeps_its_backoff():

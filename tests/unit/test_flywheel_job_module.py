@@ -15,7 +15,7 @@ from ansible_collections.dataflywheel.blueprint.plugins.module_utils import flyw
 from ansible_collections.dataflywheel.blueprint.plugins.module_utils.rest import RestClient
 from tests.integration.flywheel_sim import control, run_module
 from tests.integration.nemo_sim import call, seed_job
-from tests.sim.flywheel_api.simulator import customization_id
+from tests.sim.flywheel_api.simulator import VirtualClock, customization_id
 from tests.sim.flywheel_api.simulator import start as start_flywheel
 from tests.sim.nemo_platform.simulator import start as start_nemo
 
@@ -318,17 +318,6 @@ def test_info_waits_for_many_jobs_with_one_list_request_per_poll(fast):
     assert details < len(ids) * polls or polls == 1  # one read per job per list poll would be len(ids) * polls
     assert info["requests"] == polls + details
     assert len(info["table"]) == 4 * 6
-
-
-class VirtualClock:
-    def __init__(self):
-        self.t = 0.0
-
-    def __call__(self) -> float:
-        return self.t
-
-    def sleep(self, seconds: float) -> None:
-        self.t += seconds
 
 
 def test_info_in_one_minute_steps_polls_no_more_than_one_wait(monkeypatch):

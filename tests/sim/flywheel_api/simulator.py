@@ -251,6 +251,20 @@ def data_problem(records: int, split: dict) -> str | None:
 
 
 # ------------------------------------------------------------------ state and timeline
+class VirtualClock:
+    """A clock that moves only when something sleeps on it: give it to the simulator (`clock=`) and to the
+    client (`clock=`, `sleep=clock.sleep`) and hours of job time pass in a second."""
+
+    def __init__(self):
+        self.t = 0.0
+
+    def __call__(self) -> float:
+        return self.t
+
+    def sleep(self, seconds: float) -> None:
+        self.t += seconds
+
+
 class State:
     def __init__(
         self,
