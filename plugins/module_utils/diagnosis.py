@@ -1167,7 +1167,10 @@ def find_namespaces(api, crs, wanted=None):
 
 def log_containers(pod, platform=None):
     """The containers whose log the doctor reads: the customizer API's (KeyError: 'state'; not its entity-handler
-    Jobs), and on OpenShift every container that mounts a PVC (Permission denied under it)."""
+    Jobs), and on OpenShift every container that mounts a PVC (Permission denied under it). None of a Pod being
+    deleted: its log is from before the restart or fix that is replacing it."""
+    if (pod.get("metadata") or {}).get("deletionTimestamp"):
+        return []
     name = _name(pod) or ""
     if "customizer" in name and ENTITY_HANDLER not in name:
         return [c.get("name") for c in (pod.get("spec") or {}).get("containers") or []]
