@@ -6,6 +6,9 @@ import hashlib
 import json
 import os
 import re
+import socket
+import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -527,3 +530,65 @@ def test_the_tests_discover_each_cluster_afresh_where_the_clients_cache_would_mi
             default.write_bytes(kept)
     assert ("route.openshift.io", "Route") not in kinds
     assert {("", "Namespace"), ("apps", "Deployment"), ("apiextensions.k8s.io", "CustomResourceDefinition")} <= kinds
+
+
+@sim_only
+def test_a_stopped_cluster_whose_ports_were_taken_meanwhile_is_recreated(tmp_path):
+    """A stopped cluster restarts on the ports it was created with. Another cluster created meanwhile (the other
+    test worker) or any other process may hold one of them by then: `up` must notice and create the cluster
+    afresh, not wait two minutes for an API server that cannot bind and then fail (seen in CI)."""
+    from tests.sim import cluster as sim  # noqa: PLC0415 - for its binaries; its STATE is this worker's
+
+    clusters = tmp_path / "clusters"
+    env = {**os.environ, "DFW_CLUSTERS_DIR": str(clusters)}
+
+    def launcher(*args):
+        return subprocess.run(
+            [sys.executable, str(sim.HERE / "cluster.py"), *args],
+            check=False,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+
+    def port(kubeconfig):
+        return int(re.search(r"server: https://127\.0\.0\.1:(\d+)", Path(kubeconfig).read_text()).group(1))
+
+    first = launcher("up", "--profile", "vanilla")
+    try:
+        assert first.returncode == 0, first.stdout + first.stderr
+        kubeconfig = first.stdout.strip().splitlines()[-1]
+        held = port(kubeconfig)
+        kwok_env = {**env, "KWOK_WORKDIR": str(clusters / "kwok")}
+        subprocess.run(
+            [str(sim.binary("kwokctl")), "stop", "cluster", "--name", "dfw-vanilla"],
+            env=kwok_env,
+            check=True,
+            capture_output=True,
+        )
+        with socket.socket() as squatter:
+            squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+
+            def bound():
+                try:
+                    squatter.bind(("127.0.0.1", held))
+                except OSError:
+                    return False
+                return True
+
+            wait_for(bound, timeout=30, what=f"port {held} to be free")
+            squatter.listen()
+            again = launcher("up", "--profile", "vanilla")
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert f"its ports are in use by other processes now (kube-apiserver {held})" in again.stderr
+        assert port(kubeconfig) != held
+        answer = subprocess.run(
+            [str(sim.binary("kubectl")), "--kubeconfig", kubeconfig, "get", "--raw", "/readyz"],
+            check=False,
+            capture_output=True,
+            text=True,
+        )
+        assert answer.stdout.strip() == "ok", answer.stderr
+    finally:
+        launcher("down", "--profile", "vanilla")

@@ -350,13 +350,66 @@ def create(profile: str) -> None:
     wait_ready(profile)
 
 
-def wait_ready(profile: str, timeout: float = 120) -> None:
+def cluster_dir(profile: str) -> Path:
+    return STATE / "kwok" / "clusters" / cluster_name(profile)
+
+
+def ready_within(profile: str, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while not answers(profile):
         if time.monotonic() > deadline:
-            logs = STATE / "kwok" / "clusters" / cluster_name(profile) / "logs"
-            raise SystemExit(f"[cluster] the API server did not become ready in {timeout:.0f}s; logs in {logs}")
+            return False
         time.sleep(0.5)
+    return True
+
+
+def wait_ready(profile: str, timeout: float = 120) -> None:
+    if not ready_within(profile, timeout):
+        logs = cluster_dir(profile) / "logs"
+        raise SystemExit(f"[cluster] the API server did not become ready in {timeout:.0f}s; logs in {logs}")
+
+
+def taken_ports(profile: str) -> list[str]:
+    """The loopback ports the stopped cluster's components were created with that something else holds now."""
+    import yaml  # noqa: PLC0415 - the venv's; only a restart needs it
+
+    taken = []
+    with open(cluster_dir(profile) / "kwok.yaml") as config:
+        for doc in yaml.safe_load_all(config):
+            for component in (doc or {}).get("components") or []:
+                for port in component.get("ports") or []:
+                    with socket.socket() as sock:
+                        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as Go's listeners do
+                        try:
+                            sock.bind(("127.0.0.1", port["port"]))
+                        except OSError:
+                            taken.append(f"{component['name']} {port['port']}")
+    return taken
+
+
+def restarted(profile: str) -> str | None:
+    """Bring a stopped cluster back (kwokctl start, on the ports it was created with); None once it answers, else
+    why not. An API server whose process is alive is only slow (a loaded machine, a test's SIGSTOP): it is waited
+    for before anything is restarted. Starts take turns with creations: a creation probing for free ports while
+    this cluster's are still unbound could pick them."""
+    if "kube-apiserver" not in exited_components(profile) and ready_within(profile, 60):
+        return None
+    kwokctl = str(binary("kwokctl"))
+    name = cluster_name(profile)
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with open(CACHE / "cluster-create.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if len(exited_components(profile)) < len(COMPONENTS):  # half running: start from all stopped
+            run([kwokctl, "stop", "cluster", "--name", name], check=False, env=kwok_env())
+        taken = taken_ports(profile)
+        if taken:
+            return f"its ports are in use by other processes now ({', '.join(taken)})"
+        proc = run([kwokctl, "start", "cluster", "--name", name], check=False, env=kwok_env())
+        if proc.returncode != 0:
+            return f"kwokctl start exited {proc.returncode}: {(proc.stderr or proc.stdout).strip()[-300:]}"
+        if not ready_within(profile, 120):
+            return f"the API server did not answer in 120 s\n{log_tail(profile, ['kube-apiserver', 'etcd'])}"
+    return None
 
 
 def apply_profile(profile: str) -> None:
@@ -561,7 +614,7 @@ COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-schedul
 
 def exited_components(profile: str) -> list[str]:
     """Components whose process is gone (pid file missing, process dead, or the pid now another program)."""
-    home = STATE / "kwok" / "clusters" / cluster_name(profile)
+    home = cluster_dir(profile)
     gone = []
     for name in COMPONENTS:
         try:
@@ -591,7 +644,7 @@ def control_plane_problems(profile: str, timeout: float = 60) -> list[str]:
 
 
 def log_tail(profile: str, problems: list[str], lines: int = 15) -> str:
-    logs = STATE / "kwok" / "clusters" / cluster_name(profile) / "logs"
+    logs = cluster_dir(profile) / "logs"
     out = []
     for name in dict.fromkeys(p.split()[0] for p in problems):
         path = logs / f"{name}.log"
@@ -707,13 +760,11 @@ def up(profile: str, nim_version: str | None = None) -> None:
         state = {}
     if state and not answers(profile):
         log(f"starting stopped cluster {name}")
-        proc = run([str(binary("kwokctl")), "start", "cluster", "--name", name], check=False, env=kwok_env())
-        if proc.returncode != 0:
-            log(f"could not restart {name}; recreating it")
+        why = restarted(profile)
+        if why:
+            log(f"could not restart {name}: {why}; recreating it")
             delete(profile)
             state = {}
-        else:
-            wait_ready(profile)
     if not state:
         if (STATE / "kwok" / "clusters" / name).exists():
             log(f"removing the half-made cluster {name} left by an earlier failed start")
@@ -790,7 +841,7 @@ def main() -> None:
         up(args.profile, args.nim_operator_version)
     elif args.action == "down":
         for profile in PROFILES if args.all else (args.profile,):
-            if marker(profile).exists() or (STATE / "kwok" / "clusters" / cluster_name(profile)).exists():
+            if marker(profile).exists() or cluster_dir(profile).exists():
                 log(f"deleting {cluster_name(profile)}")
                 delete(profile)
     elif args.action == "status":
