@@ -49,6 +49,7 @@ NIM = "meta/llama-3.2-1b-instruct"
 GATED = "meta-llama/Llama-3.2-1B-Instruct"
 PULL_SECRET = "nvcrimagepullsecret"
 UPSTREAM = "nv-nvidia-blueprint-data-flywheel"  # where the chart puts its Secrets by default
+HOLD = "dataflywheel.test/hold"  # a finalizer no controller removes: holds a deleted Pod in Terminating
 # the customizer's own log lines (field report seeds/000), served as its container log by kwok (Logs CRD)
 CUSTOMIZER_LOG = [
     "INFO: customizer - Loaded in-cluster K8s config",
@@ -406,14 +407,24 @@ def test_customizer_keyerror_state(scene, ansible_module, tmp_path):
     assert finding["fix"]["role"] == "dataflywheel.blueprint.remediate" and finding["fix"]["unit"] == "scratch-volume"
     assert "delete the hand-made entity-handler Jobs, restart the customizer" in finding["fix"]["manual"]
     # the named fix: the hand-made Job deleted, the scratch unit applied, the customizer restarted (its
-    # ReplicaSet makes a new Pod, whose log is its own), the customization started again
+    # ReplicaSet makes a new Pod, whose log is its own), the customization started again. The old Pod terminates
+    # for up to its grace period (kwok, like a kubelet, deletes it at a random point of it): a finalizer holds it
+    # there while the doctor runs, so the old log is certainly still served and must not count.
     batch.delete_namespaced_job(handmade, scene.ns, propagation_policy="Background")
     fix_unit(scene, "admission")
+    core.patch_namespaced_pod(pod, scene.ns, {"metadata": {"finalizers": [HOLD]}})
     core.delete_namespaced_pod(pod, scene.ns)
-    restarted = scene.customizer_pod(other_than=pod)
-    serve_logs(scene.api, scene.ns, restarted, {"customizer": CUSTOMIZER_LOG}, tmp_path)
-    scene.run_flywheel_job("ok")
-    assert ids(scene.doctor(ansible_module)) == []
+    try:
+        restarted = scene.customizer_pod(other_than=pod)
+        serve_logs(scene.api, scene.ns, restarted, {"customizer": CUSTOMIZER_LOG}, tmp_path)
+        scene.run_flywheel_job("ok")
+        assert core.read_namespaced_pod(pod, scene.ns).metadata.deletion_timestamp
+        assert core.read_namespaced_pod_log(pod, scene.ns, container="customizer").splitlines()[-1:] == [
+            KEYERROR_TRACEBACK[-1]
+        ]
+        assert ids(scene.doctor(ansible_module)) == []
+    finally:
+        core.patch_namespaced_pod(pod, scene.ns, {"metadata": {"finalizers": None}})
 
 
 def test_job_completed_with_failed_parts(scene, ansible_module):
