@@ -1167,10 +1167,7 @@ def find_namespaces(api, crs, wanted=None):
 
 def log_containers(pod, platform=None):
     """The containers whose log the doctor reads: the customizer API's (KeyError: 'state'; not its entity-handler
-    Jobs), and on OpenShift every container that mounts a PVC (Permission denied under it). None of a Pod being
-    deleted: its log is from before the restart or fix that is replacing it."""
-    if (pod.get("metadata") or {}).get("deletionTimestamp"):
-        return []
+    Jobs), and on OpenShift every container that mounts a PVC (Permission denied under it)."""
     name = _name(pod) or ""
     if "customizer" in name and ENTITY_HANDLER not in name:
         return [c.get("name") for c in (pod.get("spec") or {}).get("containers") or []]
@@ -1181,7 +1178,9 @@ def log_containers(pod, platform=None):
 
 def gather(api, namespaces=None, platform_facts=None, log_lines=200):  # noqa: PLR0912, PLR0915 - one read per kind
     """The scene the checks read: objects of the deployment's namespaces, operator CRs, RBAC, admission
-    policies; what could not be read goes to `not_checked`."""
+    policies; what could not be read goes to `not_checked`. Namespaced objects being deleted are left out: they
+    are from before the restart or fix that replaces them (a Pod terminates for up to its grace period, and its
+    log and status still show what that fix removed)."""
     k8s = _k8s()
     from kubernetes.client.rest import ApiException  # noqa: PLC0415
 
@@ -1212,7 +1211,8 @@ def gather(api, namespaces=None, platform_facts=None, log_lines=200):  # noqa: P
         kinds = scene["objects"].setdefault(ns, {})
         for key, cls, method in NAMESPACED_READS:
             try:
-                kinds[key] = [_plain(api, i) for i in getattr(getattr(k8s, cls)(api), method)(ns).items]
+                items = getattr(getattr(k8s, cls)(api), method)(ns).items
+                kinds[key] = [_plain(api, i) for i in items if not i.metadata.deletion_timestamp]
             except ApiException as exc:
                 scene["not_checked"].append(
                     "%s in %s: the API answered %s %s (rbac/inspect.yml grants it)" % (key, ns, exc.status, exc.reason)

@@ -21,7 +21,9 @@ description:
   - It reads container logs through C(pods/log) (the running container's last 200 lines, with their times) of
     the customizer API's containers (a C(KeyError) on C(state)) and, on OpenShift, of every container that
     mounts a PersistentVolumeClaim (C(Permission denied) under its mount path). A log it cannot read is listed
-    in RV(report.not_checked). The logs of Pods being deleted are not read (they predate the restart or fix).
+    in RV(report.not_checked).
+  - Pods and other namespaced objects being deleted are left out (they predate the restart or fix that
+    replaces them).
   - Never changes anything; needs only read access (C(rbac/inspect.yml)). Secrets are never read; only
     their names, as metadata. Every text it returns or writes is redacted.
   - The REST services (flywheel API, NeMo, Entity Store) are asked only when their URL or Service is given;

@@ -272,10 +272,6 @@ def test_the_doctor_reads_the_logs_the_checks_need_only():
     assert dg.log_containers(handler, "openshift") == []
     assert dg.log_containers(trainer, "openshift") == ["train"]
     assert dg.log_containers(trainer, "vanilla") == []
-    leaving = {**customizer, "metadata": {**customizer["metadata"], "deletionTimestamp": "2026-12-05T00:00:00Z"}}
-    assert dg.log_containers(leaving) == []
-    trainer["metadata"]["deletionTimestamp"] = "2026-12-05T00:00:00Z"
-    assert dg.log_containers(trainer, "openshift") == []
 
 
 def test_customizer_keyerror_state_from_its_log():
