@@ -204,7 +204,8 @@ def backend_pod(api, svc, entry):
     if selector:
         for pod in k8s.CoreV1Api(api).list_namespaced_pod(namespace, label_selector=selector).items:
             ready = any(c.type == "Ready" and c.status == "True" for c in (pod.status.conditions or []))
-            if pod.status.phase == "Running" and ready:
+            # a Pod being deleted may still say Ready for its grace period (its endpoint already says not ready)
+            if pod.status.phase == "Running" and ready and not pod.metadata.deletion_timestamp:
                 return pod.metadata.name, _container_port(pod, entry.target_port or entry.port)
     raise ServiceError(
         "Service %s/%s has no ready Pod to port-forward to (no ready endpoint in its EndpointSlices%s)"

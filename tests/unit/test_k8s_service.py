@@ -214,3 +214,42 @@ def test_a_missing_service_is_named(monkeypatch):
     fake = FakeAPI(service())
     with pytest.raises(ks.ServiceError, match="Service nemo/absent does not exist"):
         reach(monkeypatch, fake, set(), ref={"name": "absent"})
+
+
+def test_backend_pod_by_selector_is_a_ready_pod_not_being_deleted(monkeypatch):
+    """With no ready endpoint in the EndpointSlices, the Service's selector picks the Pod; a Pod in its grace
+    period (deletionTimestamp set) can still say Ready, but it is going away."""
+
+    def pod(name, deleting=False):
+        return k8s.V1Pod(
+            metadata=k8s.V1ObjectMeta(name=name, deletion_timestamp="2026-12-05T00:00:00Z" if deleting else None),
+            status=k8s.V1PodStatus(phase="Running", conditions=[k8s.V1PodCondition(type="Ready", status="True")]),
+        )
+
+    pods = [pod("es-old", deleting=True), pod("es-new")]
+
+    class Raw:
+        data = b'{"items": []}'
+
+    class Discovery:
+        def __init__(self, _api):
+            pass
+
+        def list_namespaced_endpoint_slice(self, namespace, label_selector, _preload_content):
+            return Raw()
+
+    class Core:
+        def __init__(self, _api):
+            pass
+
+        def list_namespaced_pod(self, namespace, label_selector):
+            assert (namespace, label_selector) == (NS, f"app={NAME}")
+            return k8s.V1PodList(items=list(pods))
+
+    monkeypatch.setattr(ks.k8s, "DiscoveryV1Api", Discovery)
+    monkeypatch.setattr(ks.k8s, "CoreV1Api", Core)
+    svc = service()
+    assert ks.backend_pod(object(), svc, svc.spec.ports[0]) == ("es-new", 8000)
+    pods.pop()
+    with pytest.raises(ks.ServiceError, match="no ready Pod"):
+        ks.backend_pod(object(), svc, svc.spec.ports[0])
