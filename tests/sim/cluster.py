@@ -766,7 +766,7 @@ def up(profile: str, nim_version: str | None = None) -> None:
             delete(profile)
             state = {}
     if not state:
-        if (STATE / "kwok" / "clusters" / name).exists():
+        if cluster_dir(profile).exists():
             log(f"removing the half-made cluster {name} left by an earlier failed start")
             delete(profile)
         create(profile)
