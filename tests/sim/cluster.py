@@ -800,7 +800,7 @@ def delete(profile: str) -> None:
     name = cluster_name(profile)
     if binary("kwokctl").exists():
         run([str(binary("kwokctl")), "delete", "cluster", "--name", name], check=False, env=kwok_env())
-    shutil.rmtree(STATE / "kwok" / "clusters" / name, ignore_errors=True)
+    shutil.rmtree(cluster_dir(profile), ignore_errors=True)
     shutil.rmtree(admission_dir(profile), ignore_errors=True)
     for p in (marker(profile), kubeconfig_path(profile), STATE / f"{name}.kwokctl.yaml"):
         p.unlink(missing_ok=True)
