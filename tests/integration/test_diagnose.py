@@ -408,8 +408,9 @@ def test_customizer_keyerror_state(scene, ansible_module, tmp_path):
     assert "delete the hand-made entity-handler Jobs, restart the customizer" in finding["fix"]["manual"]
     # the named fix: the hand-made Job deleted, the scratch unit applied, the customizer restarted (its
     # ReplicaSet makes a new Pod, whose log is its own), the customization started again. The old Pod terminates
-    # for up to its grace period (kwok, like a kubelet, deletes it at a random point of it): a finalizer holds it
-    # there while the doctor runs, so the old log is certainly still served and must not count.
+    # for up to its grace period on a real cluster; kwok deletes it when it gets to it, which on a loaded machine
+    # can be after the doctor ran (CI). A finalizer holds it there while the doctor runs, so its log is certainly
+    # still served and must not count.
     batch.delete_namespaced_job(handmade, scene.ns, propagation_policy="Background")
     fix_unit(scene, "admission")
     core.patch_namespaced_pod(pod, scene.ns, {"metadata": {"finalizers": [HOLD]}})
