@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
@@ -562,26 +561,25 @@ def test_a_stopped_cluster_whose_ports_were_taken_meanwhile_is_recreated(tmp_pat
         kubeconfig = first.stdout.strip().splitlines()[-1]
         held = port(kubeconfig)
         kwok_env = {**env, "KWOK_WORKDIR": str(clusters / "kwok")}
-        with socket.socket() as squatter, open(sim.CACHE / "cluster-create.lock", "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)  # the other worker creating a cluster now could take the port first
-            subprocess.run(
-                [str(sim.binary("kwokctl")), "stop", "cluster", "--name", "dfw-vanilla"],
-                env=kwok_env,
-                check=True,
-                capture_output=True,
-            )
-            squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        with socket.socket() as squatter:
+            with sim.port_lock():  # the other worker creating a cluster now could take the port first
+                subprocess.run(
+                    [str(sim.binary("kwokctl")), "stop", "cluster", "--name", "dfw-vanilla"],
+                    env=kwok_env,
+                    check=True,
+                    capture_output=True,
+                )
+                squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 
-            def bound():
-                try:
-                    squatter.bind(("127.0.0.1", held))
-                except OSError:
-                    return False
-                return True
+                def bound():
+                    try:
+                        squatter.bind(("127.0.0.1", held))
+                    except OSError:
+                        return False
+                    return True
 
-            wait_for(bound, timeout=30, what=f"port {held} to be free")
-            squatter.listen()
-            fcntl.flock(lock, fcntl.LOCK_UN)
+                wait_for(bound, timeout=30, what=f"port {held} to be free")
+                squatter.listen()
             again = launcher("up", "--profile", "vanilla")
         assert again.returncode == 0, again.stdout + again.stderr
         assert "its ports are in use by other processes now (" in again.stderr

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import fcntl
 import hashlib
 import json
@@ -321,16 +322,23 @@ def kwokctl_config(profile: str) -> Path:
     return path
 
 
+@contextlib.contextmanager
+def port_lock():
+    """Held while clusters take their loopback ports. kwokctl picks free ports by probing: two clusters created at
+    the same moment (parallel test workers, molecule beside pytest) could pick the same ones, and a creation
+    could pick the ports of a stopped cluster that is being started. So these take turns on this machine."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with open(CACHE / "cluster-create.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
 def create(profile: str) -> None:
     name = cluster_name(profile)
     STATE.mkdir(parents=True, exist_ok=True)
     cfg = kwokctl_config(profile)
     log(f"creating cluster {name} (profile {profile})")
-    # kwokctl picks free loopback ports by probing: two clusters created at the same moment (parallel test
-    # workers, molecule beside pytest) could pick the same ones, so creations on this machine take turns
-    CACHE.mkdir(parents=True, exist_ok=True)
-    with open(CACHE / "cluster-create.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with port_lock():
         run(
             [
                 str(binary("kwokctl")),
@@ -390,15 +398,12 @@ def taken_ports(profile: str) -> list[str]:
 def restarted(profile: str) -> str | None:
     """Bring a stopped cluster back (kwokctl start, on the ports it was created with); None once it answers, else
     why not. An API server whose process is alive is only slow (a loaded machine, a test's SIGSTOP): it is waited
-    for before anything is restarted. Starts take turns with creations: a creation probing for free ports while
-    this cluster's are still unbound could pick them."""
+    for before anything is restarted."""
     if "kube-apiserver" not in exited_components(profile) and ready_within(profile, 60):
         return None
     kwokctl = str(binary("kwokctl"))
     name = cluster_name(profile)
-    CACHE.mkdir(parents=True, exist_ok=True)
-    with open(CACHE / "cluster-create.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with port_lock():
         if len(exited_components(profile)) < len(COMPONENTS):  # half running: start from all stopped
             run([kwokctl, "stop", "cluster", "--name", name], check=False, env=kwok_env())
         taken = taken_ports(profile)
