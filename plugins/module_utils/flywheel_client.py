@@ -356,7 +356,7 @@ class FlywheelClient:
         if first_delay:
             delay = min(float(first_delay), sleep_cap)
             if listed is None:
-                self.sleep(min(delay, max(0.0, deadline - self.clock())))
+                self.pause_first(first_delay, sleep_cap, deadline - self.clock())
             delay = min(delay * 2, sleep_cap)
         self.details = {}
         while True:
@@ -373,6 +373,11 @@ class FlywheelClient:
                 raise WaitTimeout(pending, latest)
             self.sleep(min(delay, remaining))
             delay = min(delay * 2, sleep_cap)
+
+    def pause_first(self, first_delay, sleep_cap, timeout):
+        """The pause before the first poll of a wait continued from an earlier one (`first_delay`, its
+        next_delay), within the cap and the time left."""
+        self.sleep(min(float(first_delay), sleep_cap, max(0.0, timeout)))
 
     def _poll(self, pending, latest, until, orphan_timeout, listed=None):
         single = next(iter(pending)) if len(pending) == 1 and listed is None else None

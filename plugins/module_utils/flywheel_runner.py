@@ -299,7 +299,7 @@ def run_job_info(module):
     delay = p["poll_delay"] if p["wait"] else None
     try:
         if delay:  # a wait continued from an earlier call: this listing is its next poll, due after the pause
-            client.sleep(min(float(delay), p["wait_sleep"], max(0.0, p["wait_timeout"])))
+            client.pause_first(delay, p["wait_sleep"], p["wait_timeout"])
         listed = client.list_jobs()
         jobs, wanted = select(listed, p)
         missing = sorted(wanted - set(j["id"] for j in listed))
