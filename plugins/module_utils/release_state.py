@@ -61,10 +61,10 @@ def pending_releases(records):
 def gather(api_client):
     """One list of the pending release records and one of every namespace's Deployments."""
     records = get_json(api_client, "/api/v1/secrets", {"labelSelector": PENDING_SELECTOR}, METADATA_ONLY)
-    deployments = get_json(api_client, "/apis/apps/v1/deployments").get("items") or []
+    deployments = get_json(api_client, "/apis/apps/v1/deployments")
     return {
         "pending_releases": pending_releases(records.get("items") or []),
-        "deployments_unready": deployments_unready(deployments),
+        "deployments_unready": deployments_unready(deployments.get("items") or []),
     }
 
 
